@@ -1,0 +1,3 @@
+"""semseg: a Lightning + Hydra experiment template for semantic segmentation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""One LightningDataModule for every dataset: the dataset class and transforms come from config."""
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from semseg.errors import SemsegError
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Builds train/val/test datasets from one dataset factory and serves them in batches.
+
+    Args:
+        dataset: partial dataset class taking `split=` and `transform=`.
+        class_names: one name per class.
+        num_classes: must equal len(class_names); stated in configs so models can refer to it.
+        root: the dataset folder (for messages; the dataset factory already knows it).
+        splits: the split name to use for each stage, e.g. {train: train, val: val, test: val}.
+        prepare: optional callable run once on rank 0 before setup (generate or download data).
+        train_transform / eval_transform: albumentations pipelines (or any callable taking
+            `image=`, `mask=` and returning a dict with both).
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[..., Dataset],
+        class_names: Sequence[str],
+        num_classes: int,
+        splits: dict[str, str],
+        root: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        prepare: Callable[[], object] | None = None,
+        train_transform: Callable | None = None,
+        eval_transform: Callable | None = None,
+    ):
+        super().__init__()
+        self.dataset = dataset
+        self.class_names = list(class_names)
+        if num_classes != len(self.class_names):
+            raise SemsegError(
+                f"data.num_classes={num_classes} but data.class_names has {len(self.class_names)} "
+                f"names {self.class_names}; make them agree."
+            )
+        self.root = root
+        self.splits = dict(splits)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.prepare = prepare
+        self.transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def prepare_data(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(
+            stage, ("train", "val", "test")
+        )
+        for name in wanted:
+            if name not in self.datasets:
+                self.datasets[name] = self.dataset(split=self.splits[name], transform=self.transforms[name])
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[name],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(self.datasets[name]) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,25 @@
+"""Colour palettes for masks: the Pascal VOC bit-interleaving colour map."""
+
+import numpy as np
+
+IGNORE_INDEX = 255
+
+
+def voc_palette(num_colors: int = 256) -> np.ndarray:
+    """Return the (num_colors, 3) uint8 VOC colour map (class 0 black, 255 cream)."""
+    palette = np.zeros((num_colors, 3), dtype=np.uint8)
+    for index in range(num_colors):
+        value, r, g, b = index, 0, 0, 0
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """Map an (H, W) index mask to an (H, W, 3) RGB picture."""
+    palette = voc_palette() if palette is None else palette
+    return palette[mask.astype(np.int64) % len(palette)]

@@ -1,0 +1,97 @@
+"""The LightningModule: loss, optimisation and dataset-level metrics for any segmentation net."""
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semseg.data.palette import IGNORE_INDEX
+from semseg.models.metrics import SegmentationScores
+
+CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
+CHECKPOINT_FORMAT = 1
+
+
+class SegmentationModule(L.LightningModule):
+    """Trains `net` with pixel-wise cross-entropy (255 ignored) and logs VOC-style mIoU.
+
+    Args:
+        net: maps (B, 3, H, W) to (B, C, H, W) logits.
+        optimizer: partial optimizer taking the parameters.
+        scheduler: partial `(optimizer, total_steps) -> scheduler`, stepped every iteration,
+            or None for a constant learning rate.
+        class_names: one name per class, used in metric names (`val/IoU/<name>`).
+        model_config: the config that built `net`, stored in checkpoints so eval can rebuild it.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        class_names: Sequence[str],
+        scheduler: Callable | None = None,
+        model_config: dict | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.class_names = list(class_names)
+        self.model_config = model_config or {}
+        self.scores = nn.ModuleDict(
+            {stage: SegmentationScores(len(self.class_names)) for stage in ("val", "test")}
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self(batch["image"]), batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict, stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self._loss(logits, batch["mask"])
+        self.scores[stage].update(logits.argmax(1), batch["mask"])
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=logits.shape[0])
+        return logits
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test")
+
+    def _log_scores(self, stage: str) -> None:
+        scores = self.scores[stage].compute()
+        self.log(f"{stage}/mIoU", scores["mIoU"].float(), prog_bar=True)
+        self.log(f"{stage}/pixel_acc", scores["pixel_acc"].float())
+        for name, iou in zip(self.class_names, scores["IoU"]):
+            self.log(f"{stage}/IoU/{name}", iou.float())
+        self.scores[stage].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_scores("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
+            "class_names": self.class_names,
+            "model_config": self.model_config,
+        }

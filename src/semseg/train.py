@@ -1,0 +1,93 @@
+"""Train a segmentation model, then test its best checkpoint.
+
+    python -m semseg.train model=fcn8s model/encoder=resnet18 trainer.max_epochs=3
+
+Returns the value of `optimized_metric`, so Hydra sweepers can optimise it.
+"""
+
+import logging
+
+import hydra
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from semseg.errors import SemsegError
+from semseg.utils.config import (
+    CONFIG_DIR,
+    flat_config,
+    instantiate,
+    instantiate_dict,
+    print_config_tree,
+    report_user_errors,
+)
+
+log = logging.getLogger("semseg.train")
+
+
+def build(cfg: DictConfig):
+    """Instantiate data, model, callbacks, loggers and trainer, checking they fit together."""
+    datamodule = instantiate(cfg.data)
+    model_classes = cfg.model.net.num_classes
+    if model_classes != datamodule.num_classes:
+        raise SemsegError(
+            f"model.net.num_classes={model_classes} but data '{cfg.data.root}' has "
+            f"{datamodule.num_classes} classes {datamodule.class_names}. Leave model.net.num_classes "
+            "at its default (${data.num_classes}) or pick matching data."
+        )
+    model = instantiate(cfg.model)
+    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    loggers = instantiate_dict(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Close every logger's run (W&B runs must never be left open)."""
+    for logger in trainer.loggers:
+        if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+        logger.finalize("success")
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; return all logged metrics."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat_config(cfg))
+    try:
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        checkpoint = trainer.checkpoint_callback
+        if checkpoint is not None and checkpoint.best_model_score is not None:
+            metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+        if cfg.test:
+            best = checkpoint.best_model_path if checkpoint is not None else ""
+            if not best:
+                log.warning("no best checkpoint; testing the current weights")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    finally:
+        finish_loggers(trainer)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
+@report_user_errors
+def main(cfg: DictConfig) -> float | None:
+    if cfg.extras.print_config:
+        print_config_tree(cfg)
+    torch.set_float32_matmul_precision("high")
+    metrics = train(cfg)
+    value = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
+    log.info("%s = %s", cfg.get("optimized_metric"), value)
+    return value
+
+
+if __name__ == "__main__":
+    main()

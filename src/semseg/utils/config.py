@@ -1,0 +1,91 @@
+"""Small helpers the entry points share: instantiate lists, print the config, fail clearly."""
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import rich.syntax
+import rich.tree
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from semseg.errors import SemsegError
+
+log = logging.getLogger("semseg")
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
+
+
+def instantiate_dict(cfg: DictConfig | None) -> list:
+    """Instantiate every entry of a dict of configs (callbacks, loggers); None gives []."""
+    if not cfg:
+        return []
+    return [instantiate(entry) for entry in cfg.values() if entry and "_target_" in entry]
+
+
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
+    """Print the resolved config as a rich tree (one branch per top-level group)."""
+    tree = rich.tree.Tree("CONFIG", guide_style="dim")
+    first = ["data", "model", "callbacks", "logger", "trainer", "paths"]
+    for key in first + [k for k in cfg if k not in first]:
+        if key not in cfg:
+            continue
+        node = cfg[key]
+        text = OmegaConf.to_yaml(node, resolve=True) if isinstance(node, DictConfig) else str(node)
+        tree.add(key).add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to is not None:
+        with open(save_to, "w") as file:
+            rich.print(tree, file=file)
+
+
+def report_user_errors(main: Callable) -> Callable:
+    """Turn a SemsegError into one clear line on stderr and exit status 2, not a traceback.
+
+    In a multirun the error is re-raised so Hydra records the failed job and goes on.
+    """
+
+    @functools.wraps(main)
+    def wrapper(cfg: DictConfig):
+        try:
+            return main(cfg)
+        except SemsegError as error:
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise
+            log.error("%s", error)
+            print(f"semseg: error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def instantiate(cfg: DictConfig, **kwargs):
+    """`hydra.utils.instantiate`, but a SemsegError raised inside a constructor surfaces as is."""
+    try:
+        return hydra.utils.instantiate(cfg, **kwargs)
+    except hydra.errors.InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, SemsegError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
+
+
+def flat_config(cfg: DictConfig) -> dict:
+    """The resolved config as flat `a/b/c: value` pairs, the shape loggers display best."""
+    flat: dict = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}/{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
