@@ -1,7 +1,6 @@
 """Small helpers the entry points share: instantiate lists, print the config, fail clearly."""
 
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,8 +13,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.errors import SemsegError
-
-log = logging.getLogger("semseg")
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
 
@@ -56,7 +53,6 @@ def report_user_errors(main: Callable) -> Callable:
         except SemsegError as error:
             if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise
-            log.error("%s", error)
             print(f"semseg: error: {error}", file=sys.stderr)
             sys.exit(2)
 

@@ -1,0 +1,56 @@
+"""Score a checkpoint written by semseg.train on a data split.
+
+    python -m semseg.eval ckpt_path=logs/train/runs/<time>/checkpoints/best.ckpt [data=...]
+
+The network is rebuilt from the model config stored in the checkpoint, so only the data needs
+choosing; its classes must match the checkpoint's.
+"""
+
+import logging
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from semseg.checkpoint import read_checkpoint_meta
+from semseg.errors import SemsegError
+from semseg.train import finish_loggers
+from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree, report_user_errors
+
+log = logging.getLogger("semseg.eval")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test the checkpoint on the chosen split; return the `test/...` metrics."""
+    meta = read_checkpoint_meta(cfg.ckpt_path)
+    datamodule = instantiate(cfg.data)
+    if datamodule.class_names != list(meta["class_names"]):
+        raise SemsegError(
+            f"checkpoint {cfg.ckpt_path} was trained on classes {list(meta['class_names'])}, but the "
+            f"data config has {datamodule.class_names}. Evaluate on data with the same classes."
+        )
+    if cfg.get("split"):
+        datamodule.splits["test"] = cfg.split
+    L.seed_everything(cfg.seed, workers=True)
+    model = instantiate(OmegaConf.create(meta["model_config"]))
+    loggers = instantiate_dict(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, logger=loggers or False)
+    try:
+        trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    finally:
+        finish_loggers(trainer)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
+@report_user_errors
+def main(cfg: DictConfig) -> float:
+    if cfg.extras.print_config:
+        print_config_tree(cfg)
+    metrics = evaluate(cfg)
+    log.info("test/mIoU = %s", metrics.get("test/mIoU"))
+    return metrics.get("test/mIoU")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny synthetic dataset on disk and real Hydra composition."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from semseg.data.synthetic import generate
+from semseg.utils.config import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+
+# small enough for seconds-long runs, big enough for two batches per split
+TINY_DATA = dict(image_size=64, num_train=16, num_val=6, num_test=6)
+TINY_DATA_OVERRIDES = [f"data.prepare.{key}={value}" for key, value in TINY_DATA.items()]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A data dir holding the tiny synthetic dataset, generated once per session."""
+    root = tmp_path_factory.mktemp("data")
+    generate(root / "synthetic", seed=0, **TINY_DATA)
+    return root
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a config the way the entry points do, with the run folder set to output_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path, data_dir):
+    """Build a train/eval config on the tiny dataset, logs under tmp_path."""
+
+    def make(overrides: list[str] = (), config_name: str = "train.yaml", output: str = "run") -> DictConfig:
+        base = [
+            f"paths.data_dir={data_dir}",
+            f"paths.log_dir={tmp_path / 'logs'}",
+            "data.num_workers=0",
+            "data.batch_size=4",
+            "extras.print_config=false",
+            *TINY_DATA_OVERRIDES,
+        ]
+        return compose_config(config_name, base + list(overrides), tmp_path / output)
+
+    yield make
+    GlobalHydra.instance().clear()

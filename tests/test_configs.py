@@ -1,0 +1,61 @@
+"""Every config composes, resolves and instantiates its lightweight parts."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from semseg.utils.config import CONFIG_DIR, instantiate_dict
+
+GROUPS = ["data", "model", "model/encoder", "model/optimizer", "model/scheduler", "trainer",
+          "logger", "callbacks", "experiment", "debug"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+CASES = [(group, option) for group in GROUPS for option in options(group)]
+
+
+def test_every_listed_group_has_options():
+    assert all(options(group) for group in GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_train_config_composes_and_resolves(make_cfg, group, option):
+    cfg = make_cfg([f"{group}={option}"])
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert cfg.model.net.num_classes == cfg.data.num_classes == len(cfg.data.class_names)
+    for part in instantiate_dict(cfg.get("callbacks")) + instantiate_dict(cfg.get("logger")):
+        assert part is not None
+
+
+def test_eval_config_composes_and_requires_a_checkpoint(make_cfg):
+    cfg = make_cfg([], config_name="eval.yaml")
+    assert OmegaConf.is_missing(cfg, "ckpt_path")
+    OmegaConf.to_container(cfg.data, resolve=True)
+
+
+def test_default_run_folder_layout(make_cfg):
+    cfg = make_cfg([])
+    assert cfg.hydra.run.dir.startswith(f"{cfg.paths.log_dir}/train/runs/")
+    assert cfg.hydra.sweep.dir.startswith(f"{cfg.paths.log_dir}/train/multiruns/")
+
+
+@pytest.mark.parametrize("name", ["poly", "cosine", "onecycle", "constant"])
+def test_schedulers_run_the_configured_number_of_steps(make_cfg, name):
+    cfg = make_cfg([f"model/scheduler={name}"])
+    optimizer = instantiate(cfg.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    base_lr = cfg.model.optimizer.lr
+    scheduler = instantiate(cfg.model.scheduler)(optimizer, total_steps=20)
+    lrs = []
+    for _ in range(20):
+        optimizer.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    assert max(lrs) == pytest.approx(base_lr, rel=0.05)
+    if name in ("poly", "cosine", "onecycle"):
+        assert lrs[-1] < 0.2 * base_lr
