@@ -55,6 +55,10 @@ def test_train_then_eval_gives_the_same_test_miou_and_wandb_has_it(make_cfg):
     assert scores["test/mIoU"] == pytest.approx(metrics["test/mIoU"], abs=1e-6)
     assert scores["test/IoU/stripes"] == pytest.approx(metrics["test/IoU/stripes"], abs=1e-6, nan_ok=True)
 
+    # scoring the validation split reproduces the best validation score the checkpoint was kept for
+    val_cfg = make_cfg([f"ckpt_path={best}", "split=val"], config_name="eval.yaml", output="eval_val")
+    assert evaluate(val_cfg)["test/mIoU"] == pytest.approx(metrics["val/mIoU"], abs=1e-6)
+
 
 def test_num_classes_that_disagrees_with_the_data_is_refused(make_cfg):
     with pytest.raises(SemsegError, match=r"model.net.num_classes=3 but data .* has 5 classes"):

@@ -6,10 +6,13 @@ Returns the value of `optimized_metric`, so Hydra sweepers can optimise it.
 """
 
 import logging
+import sys
 
 import hydra
 import lightning as L
 import torch
+import wandb
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.errors import SemsegError
@@ -44,13 +47,15 @@ def build(cfg: DictConfig):
 
 
 def finish_loggers(trainer: L.Trainer) -> None:
-    """Close every logger's run (W&B runs must never be left open)."""
-    for logger in trainer.loggers:
-        if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
-            import wandb
+    """Close every logger's run, marked failed while an exception is in flight.
 
-            wandb.finish()
-        logger.finalize("success")
+    W&B runs must never be left open: a crashed run is finished with a non-zero exit code.
+    """
+    failed = sys.exc_info()[0] is not None
+    for logger in trainer.loggers:
+        logger.finalize("failed" if failed else "success")
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        wandb.finish(exit_code=1 if failed else 0)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
