@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
 
-.PHONY: help install train eval test test-slow test-all clean-logs
+.PHONY: help install train eval sweep test test-slow test-all clean-logs
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ train: $(INSTALLED) ## train the default experiment (append Hydra overrides)
 
 eval: $(INSTALLED) ## evaluate a checkpoint: make eval ckpt_path=...
 	$(PYTHON) -m semseg.eval $(OVERRIDES)
+
+sweep: $(INSTALLED) ## a small grid multirun on the default data, with a leaderboard
+	$(PYTHON) -m semseg.train -m model=fcn8s,unet model.optimizer.lr=0.003,0.001 trainer.max_epochs=3 $(OVERRIDES)
 
 test: $(INSTALLED) ## the fast test suite (pytest exit 5, no tests collected, counts as success)
 	$(PYTHON) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

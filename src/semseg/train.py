@@ -6,7 +6,9 @@ Returns the value of `optimized_metric`, so Hydra sweepers can optimise it.
 """
 
 import logging
+import os
 import sys
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -24,6 +26,7 @@ from semseg.utils.config import (
     print_config_tree,
     report_user_errors,
 )
+from semseg.utils.run_info import configure_wandb, git_state, write_metrics
 
 log = logging.getLogger("semseg.train")
 
@@ -41,6 +44,7 @@ def build(cfg: DictConfig):
     model = instantiate(cfg.model)
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    os.environ["WANDB_DIR"] = str(cfg.paths.output_dir)  # W&B media too, in every process
     loggers = instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
@@ -58,12 +62,20 @@ def finish_loggers(trainer: L.Trainer) -> None:
         wandb.finish(exit_code=1 if failed else 0)
 
 
+def log_run_config(cfg: DictConfig, trainer: L.Trainer) -> None:
+    """Give every logger the resolved config (flat keys) and the code version."""
+    git = git_state(Path(CONFIG_DIR).parent)
+    params = flat_config(cfg) | {"git/commit": git["commit"], "git/dirty": git["dirty"]}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return all logged metrics."""
+    configure_wandb(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(flat_config(cfg))
+    log_run_config(cfg, trainer)
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -79,6 +91,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     finally:
         finish_loggers(trainer)
+    write_metrics(cfg.paths.output_dir, metrics)
     return metrics
 
 

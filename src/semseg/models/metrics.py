@@ -33,4 +33,5 @@ def scores_from_confusion(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
         "mIoU": iou.nanmean() if (union > 0).any() else torch.tensor(torch.nan, dtype=torch.float64),
         "pixel_acc": true_positive.sum() / total if total > 0 else torch.tensor(torch.nan),
         "IoU": iou,
+        "confusion": confusion,
     }

@@ -43,6 +43,8 @@ class SegmentationModule(L.LightningModule):
         self.scores = nn.ModuleDict(
             {stage: SegmentationScores(len(self.class_names)) for stage in ("val", "test")}
         )
+        # the last computed confusion matrix per stage, for reporting callbacks
+        self.last_confusion: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -70,6 +72,7 @@ class SegmentationModule(L.LightningModule):
 
     def _log_scores(self, stage: str) -> None:
         scores = self.scores[stage].compute()
+        self.last_confusion[stage] = scores["confusion"].cpu()
         self.log(f"{stage}/mIoU", scores["mIoU"].float(), prog_bar=True)
         self.log(f"{stage}/pixel_acc", scores["pixel_acc"].float())
         for name, iou in zip(self.class_names, scores["IoU"]):

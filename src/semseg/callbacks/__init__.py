@@ -1,0 +1,1 @@
+"""Callbacks that turn validation results into pictures and tables for every logger."""
