@@ -8,7 +8,7 @@ from PIL import Image
 
 from semseg.errors import SemsegError
 from semseg.train import train
-from tests.test_train import SHORT_RUN, read_wandb_summary
+from tests.test_train import PYTHON, SHORT_RUN, read_wandb_summary, run_cli
 
 
 def test_wandb_run_has_metrics_config_code_version_and_mask_images(make_cfg, tmp_path, monkeypatch):
@@ -59,3 +59,29 @@ def test_invalid_wandb_project_is_refused_before_training(make_cfg):
     with pytest.raises(SemsegError, match=r"logger.wandb.project='team/semseg' is not a valid W&B project"):
         train(cfg)
     assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+def test_unwritable_log_dir_and_unknown_keys_fail_before_any_work(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    unwritable = run_cli([PYTHON, "-m", "semseg.train", f"paths.log_dir={blocker}/logs"], cwd=tmp_path)
+    assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+    assert f"semseg: error: cannot write to paths.log_dir={blocker}/logs" in unwritable.stderr
+
+    typo = run_cli([PYTHON, "-m", "semseg.train", f"paths.log_dir={tmp_path}/logs", "trainer.max_epoch=3"],
+                   cwd=tmp_path)
+    assert typo.returncode == 1 and "Could not override 'trainer.max_epoch'" in typo.stderr
+    assert not (tmp_path / "logs").exists()
+
+
+def test_wandb_media_stay_in_the_run_folder_with_ddp_spawn(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # W&B alone: Lightning's CSVLogger cannot append across ddp_spawn's fit and test processes
+    cfg = make_cfg([*SHORT_RUN, "+trainer.strategy=ddp_spawn", "trainer.devices=2", "logger=wandb",
+                    "~callbacks.rich_progress_bar"])
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    media = list(run_dir.glob("wandb/offline-run-*/files/media/images/**/*.png"))
+    assert media, "overlay images were logged"
+    assert not (tmp_path / "wandb").exists() and not (tmp_path / "media").exists()
+    assert read_wandb_summary(run_dir)["state"] == "finished"
