@@ -16,6 +16,7 @@ from semseg.checkpoint import read_checkpoint_meta
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
 from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree, report_user_errors
+from semseg.utils.run_info import configure_wandb, write_metrics
 
 log = logging.getLogger("semseg.eval")
 
@@ -23,6 +24,7 @@ log = logging.getLogger("semseg.eval")
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
     meta = read_checkpoint_meta(cfg.ckpt_path)
+    configure_wandb(cfg)
     datamodule = instantiate(cfg.data)
     if datamodule.class_names != list(meta["class_names"]):
         raise SemsegError(
@@ -39,7 +41,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     finally:
         finish_loggers(trainer)
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    write_metrics(cfg.paths.output_dir, metrics)
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
