@@ -1,0 +1,1 @@
+"""Lightning callbacks the configs and entry points add to a Trainer."""
