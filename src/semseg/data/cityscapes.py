@@ -60,6 +60,7 @@ def label_ids_to_train_ids(values: np.ndarray, path: Path) -> np.ndarray:
 class CityscapesSegmentation(ImageMaskDataset):
     """One split of Cityscapes under `root` (the folder that holds leftImg8bit/ and gtFine/)."""
 
+    palette = PALETTE
     export_ids = EXPORT_IDS
 
     def __init__(self, root: str | Path, split: str, transform=None):

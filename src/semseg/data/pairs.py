@@ -52,11 +52,13 @@ class ImageMaskDataset(Dataset):
 
     Subclasses set `names`, `image_paths` and `mask_paths` (equal lengths) and may override
     `read_mask` to turn a file into class indices (e.g. Cityscapes labelIds to train ids).
+    `palette` holds one RGB colour per class for overlays (None: the VOC colour map).
     """
 
     names: list[str]
     image_paths: list[Path]
     mask_paths: list[Path]
+    palette: np.ndarray | None = None
 
     def __init__(self, num_classes: int, transform: Callable | None = None):
         self.num_classes = num_classes

@@ -64,6 +64,8 @@ def _trainaug_from_sbd(root: Path, voc: Path) -> tuple[list[str], list[Path]]:
 class VOCSegmentation(VOCLayoutDataset):
     """One split of Pascal VOC 2012 under `root` (the folder that holds `VOCdevkit/`)."""
 
+    palette = PALETTE
+
     def __init__(self, root: str | Path, split: str, transform=None):
         root = Path(root)
         voc = root / VOC_DIR
