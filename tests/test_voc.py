@@ -1,6 +1,7 @@
 """Pascal VOC 2012 (+SBD trainaug) read from tiny trees in the official on-disk formats."""
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +11,9 @@ from PIL import Image
 from semseg.data.voc import CLASS_NAMES, PALETTE, VOCSegmentation
 from semseg.errors import SemsegError
 from semseg.train import train
+from tests.conftest import REPO
 from tests.disk_formats import SBD_ONLY, VOC_TRAIN, VOC_VAL, make_sbd, make_voc, write_png
+from tests.test_train import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,10 @@ def test_train_runs_on_voc_trainaug(make_cfg, voc_root):
     metrics = train(cfg)
     assert metrics["train/loss"] > 0 and 0.0 <= metrics["test/mIoU"] <= 1.0
     assert "test/IoU/tvmonitor" in metrics or "val/IoU/tvmonitor" in metrics
+
+
+def test_cli_reports_a_missing_dataset_in_one_line(tmp_path):
+    result = run_cli([sys.executable, "-m", "semseg.train", "data=voc", f"data.root={tmp_path / 'none'}",
+                      f"paths.log_dir={tmp_path / 'logs'}", "logger=csv", "extras.print_config=false"], cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("semseg: error: Pascal VOC 2012 not found:")
