@@ -50,9 +50,11 @@ def make_cfg(tmp_path, data_dir):
             "data.num_workers=0",
             "data.batch_size=4",
             "extras.print_config=false",
-            *TINY_DATA_OVERRIDES,
         ]
-        return compose_config(config_name, base + list(overrides), tmp_path / output)
+        cfg = compose_config(config_name, base + list(overrides), tmp_path / output)
+        if cfg.data.get("prepare", {}).get("_target_") != "semseg.data.synthetic.generate":
+            return cfg
+        return compose_config(config_name, base + TINY_DATA_OVERRIDES + list(overrides), tmp_path / output)
 
     yield make
     GlobalHydra.instance().clear()

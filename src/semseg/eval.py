@@ -1,6 +1,7 @@
 """Score a checkpoint written by semseg.train on a data split.
 
     python -m semseg.eval ckpt_path=logs/train/runs/<time>/checkpoints/best.ckpt [data=...]
+    python -m semseg.eval ckpt_path=... data=cityscapes predictions_dir=preds   # + labelId PNGs
 
 The network is rebuilt from the model config stored in the checkpoint, so only the data needs
 choosing; its classes must match the checkpoint's.
@@ -12,6 +13,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
+from semseg.callbacks.predictions import PredictionWriter
 from semseg.checkpoint import read_checkpoint_meta
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
@@ -36,7 +38,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     model = instantiate(OmegaConf.create(meta["model_config"]))
     loggers = instantiate_dict(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, logger=loggers or False)
+    callbacks = [PredictionWriter(cfg.predictions_dir)] if cfg.get("predictions_dir") else []
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     try:
         trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     finally:

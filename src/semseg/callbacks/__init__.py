@@ -1,1 +1,1 @@
-"""Callbacks that turn validation results into pictures and tables for every logger."""
+"""Lightning callbacks the configs and entry points add to a Trainer: validation reports, prediction files."""

@@ -20,6 +20,10 @@ class SegmentationDataModule(L.LightningDataModule):
         prepare: optional callable run once on rank 0 before setup (generate or download data).
         train_transform / eval_transform: albumentations pipelines (or any callable taking
             `image=`, `mask=` and returning a dict with both).
+        download: the one switch `data.download=true` for every dataset; configs hand it to
+            their `prepare` callable by interpolation (`download: ${data.download}`).
+        crop_size: (height, width) of training crops; transform configs read it as
+            `${data.crop_size}`, so one key sets every crop and pad of a pipeline.
     """
 
     def __init__(
@@ -35,6 +39,8 @@ class SegmentationDataModule(L.LightningDataModule):
         prepare: Callable[[], object] | None = None,
         train_transform: Callable | None = None,
         eval_transform: Callable | None = None,
+        download: bool = False,
+        crop_size: Sequence[int] | None = None,
     ):
         super().__init__()
         self.dataset = dataset
@@ -50,6 +56,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prepare = prepare
+        self.download = download
+        self.crop_size = tuple(crop_size) if crop_size is not None else None
         self.transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
         self.datasets: dict[str, Dataset] = {}
 

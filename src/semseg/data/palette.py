@@ -19,7 +19,12 @@ def voc_palette(num_colors: int = 256) -> np.ndarray:
     return palette
 
 
+IGNORE_COLOUR = (224, 224, 192)  # VOC's colour for 255
+
+
 def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
-    """Map an (H, W) index mask to an (H, W, 3) RGB picture."""
-    palette = voc_palette() if palette is None else palette
-    return palette[mask.astype(np.int64) % len(palette)]
+    """Map an (H, W) index mask to an (H, W, 3) RGB picture; values past the palette (255) are cream."""
+    palette = voc_palette() if palette is None else np.asarray(palette, dtype=np.uint8)
+    padded = np.tile(np.array(IGNORE_COLOUR, dtype=np.uint8), (256, 1))
+    padded[: len(palette)] = palette[:256]
+    return padded[np.asarray(mask).astype(np.int64).clip(0, 255)]

@@ -11,12 +11,7 @@ file loading as Pascal VOC itself.
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
-
-from semseg.data.palette import IGNORE_INDEX
+from semseg.data.pairs import ImageMaskDataset
 from semseg.errors import SemsegError
 
 SPLIT_DIR = Path("ImageSets") / "Segmentation"
@@ -24,39 +19,32 @@ IMAGE_DIR = "JPEGImages"
 MASK_DIR = "SegmentationClass"
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; grayscale and RGBA are converted."""
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise SemsegError(f"cannot read image {path}: {error}. Replace or remove the file.") from None
+def read_id_list(path: Path) -> list[str]:
+    """The ids in a text file, one per line; missing or empty files are errors."""
+    if not path.is_file():
+        available = sorted(p.stem for p in path.parent.glob("*.txt"))
+        raise SemsegError(
+            f"split list {path} not found; splits available under {path.parent}: {available or 'none'}."
+        )
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise SemsegError(f"split list {path} is empty.")
+    return ids
 
 
-def read_index_mask(path: Path) -> np.ndarray:
-    """Read a palette or grayscale PNG as an (H, W) uint8 array of class indices."""
-    try:
-        with Image.open(path) as mask:
-            if mask.mode not in ("P", "L"):
-                raise SemsegError(
-                    f"mask {path} has mode {mask.mode}; masks must be palette ('P') or grayscale "
-                    "('L') PNGs whose pixel values are class indices (255 = ignore)."
-                )
-            return np.array(mask)
-    except (UnidentifiedImageError, OSError) as error:
-        raise SemsegError(f"cannot read mask {path}: {error}. Replace or remove the file.") from None
+def read_split_list(root: Path, split: str) -> list[str]:
+    """The ids listed in `<root>/ImageSets/Segmentation/<split>.txt`."""
+    if not root.is_dir():
+        raise SemsegError(f"dataset root {root} does not exist. Set data.root to the folder.")
+    return read_id_list(root / SPLIT_DIR / f"{split}.txt")
 
 
-def to_sample(image, mask, name: str) -> dict:
-    """Return the dataset contract: float32 (3,H,W) image, int64 (H,W) mask, name."""
-    if not torch.is_tensor(image):
-        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
-    mask = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).long()
-    return {"image": image.float(), "mask": mask, "name": name}
+class VOCLayoutDataset(ImageMaskDataset):
+    """Image/mask pairs of one split of a folder in the VOC segmentation layout.
 
-
-class VOCLayoutDataset(Dataset):
-    """Image/mask pairs of one split of a folder in the VOC segmentation layout."""
+    `ids` defaults to the split list; `mask_paths` (one per id) defaults to
+    `SegmentationClass/<id>.png`; `listed_in` names the list to fix when a file is missing.
+    """
 
     def __init__(
         self,
@@ -64,71 +52,28 @@ class VOCLayoutDataset(Dataset):
         split: str,
         num_classes: int,
         transform: Callable | None = None,
+        ids: Sequence[str] | None = None,
+        mask_paths: Sequence[Path] | None = None,
+        listed_in: str | None = None,
     ):
+        super().__init__(num_classes, transform)
         self.root = Path(root)
         self.split = split
-        self.num_classes = num_classes
-        self.transform = transform
-        self.ids = self._read_split_list()
+        self.ids = list(ids) if ids is not None else read_split_list(self.root, split)
+        self.names = self.ids
+        self.image_paths = [self.root / IMAGE_DIR / f"{i}.jpg" for i in self.ids]
+        self.mask_paths = list(mask_paths or [self.root / MASK_DIR / f"{i}.png" for i in self.ids])
+        self.listed_in = listed_in or str(self.root / SPLIT_DIR / f"{split}.txt")
         self._check_files_exist()
 
-    def _read_split_list(self) -> list[str]:
-        if not self.root.is_dir():
-            raise SemsegError(f"dataset root {self.root} does not exist. Set data.root to the folder.")
-        split_file = self.root / SPLIT_DIR / f"{self.split}.txt"
-        if not split_file.is_file():
-            available = sorted(p.stem for p in (self.root / SPLIT_DIR).glob("*.txt"))
-            raise SemsegError(
-                f"split list {split_file} not found; splits available under {self.root / SPLIT_DIR}: "
-                f"{available or 'none'}."
-            )
-        ids = [line.strip() for line in split_file.read_text().splitlines() if line.strip()]
-        if not ids:
-            raise SemsegError(f"split list {split_file} is empty.")
-        return ids
-
     def _check_files_exist(self) -> None:
-        for image_id in self.ids:
-            for path in (self.image_path(image_id), self.mask_path(image_id)):
+        for image_id, *paths in zip(self.ids, self.image_paths, self.mask_paths):
+            for path in paths:
                 if not path.is_file():
                     raise SemsegError(
                         f"{path} is listed in split '{self.split}' but missing. Restore the file or "
-                        f"remove '{image_id}' from {self.root / SPLIT_DIR / self.split}.txt."
+                        f"remove '{image_id}' from {self.listed_in}."
                     )
-
-    def image_path(self, image_id: str) -> Path:
-        return self.root / IMAGE_DIR / f"{image_id}.jpg"
-
-    def mask_path(self, image_id: str) -> Path:
-        return self.root / MASK_DIR / f"{image_id}.png"
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read and validate one raw (image, mask) pair, before transforms."""
-        image_id = self.ids[index]
-        image = read_image(self.image_path(image_id))
-        mask = read_index_mask(self.mask_path(image_id))
-        if image.shape[:2] != mask.shape:
-            raise SemsegError(
-                f"image {self.image_path(image_id)} is {image.shape[1]}x{image.shape[0]} but its mask "
-                f"{self.mask_path(image_id)} is {mask.shape[1]}x{mask.shape[0]}; they must match."
-            )
-        invalid = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
-        if invalid.any():
-            raise SemsegError(
-                f"mask {self.mask_path(image_id)} holds values {sorted(np.unique(mask[invalid]).tolist())}"
-                f" that are neither a class index (0..{self.num_classes - 1}) nor {IGNORE_INDEX} (ignore)."
-            )
-        return image, mask
-
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.load(index)
-        if self.transform is not None:
-            out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        return to_sample(image, mask, self.ids[index])
 
 
 def write_split_lists(root: Path, splits: dict[str, Sequence[str]]) -> None:

@@ -1,0 +1,97 @@
+"""Read and validate image/mask file pairs, whatever folder layout lists them.
+
+Every dataset reader subclasses `ImageMaskDataset`: the subclass finds the files, this class
+reads them, checks that they fit together and returns the item contract of DESIGN.md.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from semseg.data.palette import IGNORE_INDEX
+from semseg.errors import SemsegError
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB; grayscale and RGBA are converted."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise SemsegError(f"cannot read image {path}: {error}. Replace or remove the file.") from None
+
+
+def read_index_mask(path: Path) -> np.ndarray:
+    """Read a palette or grayscale PNG as an (H, W) uint8 array of pixel values."""
+    try:
+        with Image.open(path) as mask:
+            if mask.mode not in ("P", "L"):
+                raise SemsegError(
+                    f"mask {path} has mode {mask.mode}; masks must be palette ('P') or grayscale "
+                    "('L') PNGs whose pixel values are class indices (255 = ignore)."
+                )
+            return np.array(mask)
+    except (UnidentifiedImageError, OSError) as error:
+        raise SemsegError(f"cannot read mask {path}: {error}. Replace or remove the file.") from None
+
+
+def to_sample(image, mask, name: str) -> dict:
+    """Return the dataset contract: float32 (3,H,W) image, int64 (H,W) mask, name."""
+    if not torch.is_tensor(image):
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
+    mask = torch.as_tensor(np.asarray(mask) if not torch.is_tensor(mask) else mask).long()
+    return {"image": image.float(), "mask": mask, "name": name}
+
+
+class ImageMaskDataset(Dataset):
+    """Named image/mask pairs, read and validated one at a time.
+
+    Subclasses set `names`, `image_paths` and `mask_paths` (equal lengths) and may override
+    `read_mask` to turn a file into class indices (e.g. Cityscapes labelIds to train ids).
+    `palette` holds one RGB colour per class for overlays (None: the VOC colour map).
+    """
+
+    names: list[str]
+    image_paths: list[Path]
+    mask_paths: list[Path]
+    palette: np.ndarray | None = None
+
+    def __init__(self, num_classes: int, transform: Callable | None = None):
+        self.num_classes = num_classes
+        self.transform = transform
+
+    def read_mask(self, path: Path) -> np.ndarray:
+        """The (H, W) mask of class indices, 255 = ignore."""
+        return read_index_mask(path)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read and validate one raw (image, mask) pair, before transforms."""
+        image_path, mask_path = self.image_paths[index], self.mask_paths[index]
+        image = read_image(image_path)
+        mask = self.read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise SemsegError(
+                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask "
+                f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}; they must match."
+            )
+        invalid = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
+        if invalid.any():
+            raise SemsegError(
+                f"mask {mask_path} holds values {sorted(np.unique(mask[invalid]).tolist())}"
+                f" that are neither a class index (0..{self.num_classes - 1}) nor {IGNORE_INDEX} (ignore)."
+            )
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.load(index)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return to_sample(image, mask, self.names[index])

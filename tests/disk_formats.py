@@ -1,0 +1,106 @@
+"""Tiny dataset trees in the true on-disk formats of Pascal VOC, SBD and Cityscapes."""
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+from PIL import Image
+
+from semseg.data.palette import voc_palette
+
+
+def write_jpeg(path: Path, h: int, w: int, rng: np.random.Generator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path, quality=90)
+
+
+def write_png(path: Path, values: np.ndarray, palette: bool = True) -> None:
+    """A palette ('P') PNG with the VOC colour map, or a grayscale one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(values.astype(np.uint8), mode="P" if palette else "L")
+    if palette:
+        image.putpalette(voc_palette().flatten().tolist())
+    image.save(path)
+
+
+def blocks(h: int, w: int, classes: list[int], rng: np.random.Generator, border: bool) -> np.ndarray:
+    """Vertical bands of the given classes, with a 255 border between them if asked."""
+    mask = np.zeros((h, w), dtype=np.uint8)
+    edges = np.linspace(0, w, len(classes) + 1).astype(int)
+    for value, (a, b) in zip(classes, zip(edges[:-1], edges[1:])):
+        mask[:, a:b] = value
+    if border:
+        for edge in edges[1:-1]:
+            mask[:, edge - 1 : edge + 1] = 255
+    return mask
+
+
+VOC_TRAIN = ["2007_000032", "2007_000039", "2008_000002", "2008_000003"]
+VOC_VAL = ["2007_000033", "2009_000001", "2009_000002"]
+SBD_ONLY = ["2008_000100", "2008_000101", "2010_000200"]
+
+
+def make_voc(root: Path, seed: int = 0, size: tuple[int, int] = (40, 52)) -> Path:
+    """`root/VOCdevkit/VOC2012` with train/val/trainval lists, JPEGs and bordered palette masks."""
+    rng = np.random.default_rng(seed)
+    voc = root / "VOCdevkit" / "VOC2012"
+    splits = {"train": VOC_TRAIN, "val": VOC_VAL, "trainval": VOC_TRAIN + VOC_VAL}
+    for image_id in VOC_TRAIN + VOC_VAL + SBD_ONLY:  # VOC ships every SBD image in JPEGImages
+        write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg", *size, rng)
+    for image_id in VOC_TRAIN + VOC_VAL:
+        classes = [0, *rng.choice(np.arange(1, 21), size=2, replace=False).tolist()]
+        write_png(voc / "SegmentationClass" / f"{image_id}.png", blocks(*size, classes, rng, border=True))
+    (voc / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
+    for split, ids in splits.items():
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+def make_sbd(root: Path, seed: int = 1, size: tuple[int, int] = (40, 52)) -> Path:
+    """`root/benchmark_RELEASE/dataset` with train/val lists and `cls/<id>.mat` (GTcls.Segmentation).
+
+    SBD's lists overlap VOC's: one VOC val id and one VOC train id are in them too.
+    """
+    rng = np.random.default_rng(seed)
+    sbd = root / "benchmark_RELEASE" / "dataset"
+    (sbd / "cls").mkdir(parents=True, exist_ok=True)
+    lists = {"train": SBD_ONLY[:2] + VOC_VAL[:1], "val": SBD_ONLY[2:] + VOC_TRAIN[:1]}
+    for ids in lists.values():
+        for image_id in ids:
+            segmentation = blocks(*size, [0, int(rng.integers(1, 21))], rng, border=False)
+            gtcls = {"Segmentation": segmentation, "Boundaries": np.zeros((20, 1)),
+                     "CategoriesPresent": np.unique(segmentation)[1:].astype(np.uint8)}
+            scipy.io.savemat(sbd / "cls" / f"{image_id}.mat", {"GTcls": gtcls})
+    for name, ids in lists.items():
+        (sbd / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    return root
+
+
+CITIES = {"train": ["aachen", "bochum"], "val": ["frankfurt"]}
+
+
+def make_cityscapes(root: Path, seed: int = 2, size: tuple[int, int] = (32, 64), train_ids: bool = False) -> Path:
+    """`leftImg8bit/` and `gtFine/` with two frames per city and raw labelIds 0..33.
+
+    Every mask holds ignored ids (0..6 and others) next to evaluated ones; with `train_ids`
+    the ready `_gtFine_labelTrainIds.png` files are written instead of `_gtFine_labelIds.png`.
+    """
+    from semseg.data.cityscapes import TRAIN_IDS
+
+    rng = np.random.default_rng(seed)
+    for split, cities in CITIES.items():
+        for city in cities:
+            for frame in range(2):
+                name = f"{city}_{frame:06d}_{19 + frame:06d}"
+                image = root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png"
+                image.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(image)
+                ids = rng.integers(0, 34, size=size).astype(np.uint8)
+                ids[: size[0] // 2] = rng.choice([7, 8, 11, 21, 23, 24, 26])  # a large evaluated region
+                ids[:2, :2] = [[0, 3], [6, 4]]  # ignored ids are always there
+                gt = root / "gtFine" / split / city / name
+                if train_ids:
+                    write_png(gt.with_name(f"{name}_gtFine_labelTrainIds.png"), TRAIN_IDS[ids], palette=False)
+                else:
+                    write_png(gt.with_name(f"{name}_gtFine_labelIds.png"), ids, palette=False)
+    return root
