@@ -50,8 +50,15 @@ class SegmentationModule(L.LightningModule):
     def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
 
+    def _training_outputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and targets for the loss; a net with `sample_for_loss` scores only some pixels."""
+        sample = getattr(self.net, "sample_for_loss", None)
+        if sample is not None:
+            return sample(batch["image"], batch["mask"])
+        return self(batch["image"]), batch["mask"]
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["image"]), batch["mask"])
+        loss = self._loss(*self._training_outputs(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
