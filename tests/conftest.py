@@ -56,3 +56,20 @@ def make_cfg(tmp_path, data_dir):
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, data_dir) -> Path:
+    """A best.ckpt of a briefly trained FCN-8s (output stride 32), shared by eval/predict tests."""
+    from semseg.train import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    overrides = [
+        f"paths.data_dir={data_dir}", f"paths.log_dir={tmp / 'logs'}", "data.num_workers=0",
+        "data.batch_size=4", "extras.print_config=false", *TINY_DATA_OVERRIDES, "model=fcn8s",
+        "trainer.max_epochs=1", "model/scheduler=constant", "logger=csv", "callbacks=model_checkpoint",
+        "test=false",
+    ]
+    train(compose_config("train.yaml", overrides, tmp / "run"))
+    GlobalHydra.instance().clear()
+    return tmp / "run" / "checkpoints" / "best.ckpt"
