@@ -1,6 +1,7 @@
 """Colour palettes for masks: the Pascal VOC bit-interleaving colour map."""
 
 import numpy as np
+from PIL import Image
 
 IGNORE_INDEX = 255
 
@@ -23,3 +24,10 @@ def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
     """Map an (H, W) index mask to an (H, W, 3) RGB picture."""
     palette = voc_palette() if palette is None else palette
     return palette[mask.astype(np.int64) % len(palette)]
+
+
+def save_palette_png(mask: np.ndarray, path) -> None:
+    """Write an (H, W) index mask as a palette PNG: pixel values are class indices, shown in VOC colours."""
+    png = Image.fromarray(mask.astype(np.uint8), mode="P")
+    png.putpalette(voc_palette().flatten().tolist())
+    png.save(path)
