@@ -13,7 +13,8 @@ from semseg.checkpoint import load_model
 from semseg.data.palette import voc_palette
 from semseg.errors import SemsegError
 from semseg.predict import predict
-from tests.conftest import REPO, compose_config
+from semseg.utils.config import compose_config
+from tests.conftest import REPO
 from tests.test_train import run_cli
 
 

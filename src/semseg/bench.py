@@ -6,7 +6,8 @@ Every method runs in one process on the same random images, with random weights 
 depend on the weights), in eval mode without gradients. Times are medians over `--repeats` runs
 after one warm-up; FLOPs come from `torch.utils.flop_counter.FlopCounterMode` (one multiply-add
 counts as 2 FLOPs). Naive inference costs the same for every pixel, so above `--naive-max-pixels`
-it is measured on a strip of whole rows and scaled to the image; the table marks those entries.
+it is timed on a strip of whole rows and scaled to the image (the table marks those entries), and
+its FLOPs are counted on a 32-row strip and scaled (exact, since every pixel costs the same).
 `--rss` also reports the peak resident memory of `semseg.predict` on a 2048×1024 image.
 """
 
@@ -55,9 +56,9 @@ def build_nets(seed: int = 0) -> dict[str, torch.nn.Module]:
     }
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls, after one warm-up call."""
-    run()
+def median_seconds(run: Callable[[], object], repeats: int, warmup: Callable[[], object] | None = None) -> float:
+    """Median wall time of `repeats` calls, after one warm-up call (of `warmup` if given)."""
+    (warmup or run)()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -72,19 +73,33 @@ def count_flops(run: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def measure(net: torch.nn.Module, size: int, repeats: int, max_pixels: int | None = None) -> dict:
-    """Time and FLOPs of `net` on a size×size image; a strip of rows if size² > max_pixels."""
-    rows = size if max_pixels is None else min(size, max(max_pixels // size, MIN_STRIP_ROWS))
-    image = torch.randn(1, 3, rows, size, generator=torch.Generator().manual_seed(size))
-    scale = size / rows
+def inference_run(net: torch.nn.Module, rows: int, cols: int) -> Callable[[], torch.Tensor]:
+    """A no-grad call of `net` on a fixed random rows×cols image."""
+    image = torch.randn(1, 3, rows, cols, generator=torch.Generator().manual_seed(rows * cols))
 
     def run():
         with torch.inference_mode():
             return net(image)
 
+    return run
+
+
+def measure(net: torch.nn.Module, size: int, repeats: int, max_pixels: int | None = None) -> dict:
+    """Time and FLOPs of `net` on a size×size image.
+
+    With `max_pixels` (naive inference, whose cost per pixel is constant), time is measured on a
+    strip of whole rows of at most that many pixels and scaled to the image; warm-up and FLOP
+    counting use a small strip, scaled likewise.
+    """
+    if max_pixels is None:
+        run = inference_run(net, size, size)
+        return {"seconds": median_seconds(run, repeats), "flops": count_flops(run),
+                "extrapolated": False, "measured_pixels": size * size}
+    rows = min(size, max(max_pixels // size, MIN_STRIP_ROWS))
+    small = inference_run(net, MIN_STRIP_ROWS, size)
     return {
-        "seconds": median_seconds(run, repeats) * scale,
-        "flops": count_flops(run) * scale,
+        "seconds": median_seconds(inference_run(net, rows, size), repeats, warmup=small) * size / rows,
+        "flops": count_flops(small) * size / MIN_STRIP_ROWS,
         "extrapolated": rows < size,
         "measured_pixels": rows * size,
     }
@@ -129,7 +144,7 @@ def format_table(rows: list[dict]) -> str:
         ]
         lines.append(f"| {size}² | " + " | ".join(cell(m, size) for m in methods) + " | " + " | ".join(ratios) + " |")
     notes = [f"{r['size']}² naive: measured on {r['measured_pixels']} pixels (whole rows), scaled ×"
-             f"{r['size'] ** 2 / r['measured_pixels']:.0f}" for r in rows if r["extrapolated"]]
+             f"{r['size'] ** 2 / r['measured_pixels']:.3g}" for r in rows if r["extrapolated"]]
     if notes:
         lines.append("")
         lines += [f"\\* {note}" for note in notes]
@@ -164,22 +179,31 @@ finally:
 
 def predict_peak_rss(overrides: list[str]) -> float:
     """Peak resident memory (MiB) of one `semseg.predict` process run with `overrides`."""
-    out = subprocess.run([sys.executable, "-c", PEAK_RSS, *overrides], capture_output=True, text=True, check=True)
+    # Linux carries a process's peak RSS over fork + exec, so a child started straight from this
+    # large process would report at least our own peak; a shell in between starts it afresh.
+    command = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", PEAK_RSS, *overrides]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     kilobytes = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_KB"))
     return int(kilobytes) / 1024
 
 
 def measure_predict_memory(width: int = 2048, height: int = 1024) -> dict[str, float]:
-    """Peak RSS of predict (U-Net) on one width×height image, whole-image vs slide inference."""
+    """Peak RSS (MiB) of predict (U-Net) on one width×height image: whole-image vs slide inference,
+    next to the same process on a 64×64 image (the cost of Python, torch and the model)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        image = np.random.default_rng(0).integers(0, 255, (height, width, 3), dtype=np.uint8)
-        Image.fromarray(image).save(tmp / "big.png")
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(tmp / "big.png")
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp / "small.png")
         ckpt = write_random_checkpoint(tmp / "unet.ckpt")
-        base = [f"ckpt_path={ckpt}", f"input={tmp / 'big.png'}", f"output={tmp / 'out'}", f"paths.log_dir={tmp / 'logs'}"]
+        base = [f"ckpt_path={ckpt}", f"output={tmp / 'out'}", f"paths.log_dir={tmp / 'logs'}"]
+        big = [*base, f"input={tmp / 'big.png'}"]
         return {
-            "slide (crop 512, stride 341)": predict_peak_rss([*base, "inference=slide"]),
-            "whole image": predict_peak_rss(base),
+            "64×64 image (baseline)": predict_peak_rss([*base, f"input={tmp / 'small.png'}"]),
+            f"{width}×{height}, whole image": predict_peak_rss(big),
+            f"{width}×{height}, slide 512/341, 4 windows per batch (default)": predict_peak_rss([*big, "inference=slide"]),
+            f"{width}×{height}, slide 512/341, 1 window per batch": predict_peak_rss(
+                [*big, "inference=slide", "inference.batch_size=1"]),
         }
 
 
@@ -196,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(run_benchmark(args.sizes, args.repeats, args.naive_max_pixels)))
     if args.rss:
         for mode, mib in measure_predict_memory().items():
-            print(f"peak RSS of semseg.predict on a 2048×1024 image, {mode}: {mib:.0f} MiB")
+            print(f"peak RSS of semseg.predict, {mode}: {mib:.0f} MiB")
     print(f"benchmark took {time.perf_counter() - started:.0f} s "
           f"(this process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 
