@@ -5,8 +5,10 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
+# `make bench BENCH_ARGS="--sizes 128 256 --repeats 5"`
+BENCH_ARGS ?= --rss
 
-.PHONY: help install train eval sweep test test-slow test-all clean-logs
+.PHONY: help install train eval predict sweep bench test test-slow test-all clean-logs
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +29,12 @@ eval: $(INSTALLED) ## evaluate a checkpoint: make eval ckpt_path=...
 
 sweep: $(INSTALLED) ## a small grid multirun on the default data, with a leaderboard
 	$(PYTHON) -m semseg.train -m model=fcn8s,unet model.optimizer.lr=0.003,0.001 trainer.max_epochs=3 $(OVERRIDES)
+
+predict: $(INSTALLED) ## segment images: make predict ckpt_path=... input=<image|folder|glob> output=<folder>
+	$(PYTHON) -m semseg.predict $(OVERRIDES)
+
+bench: $(INSTALLED) ## time naive vs dense sliding window, FCN-8s and U-Net (a few minutes on a CPU)
+	$(PYTHON) -m semseg.bench $(BENCH_ARGS)
 
 test: $(INSTALLED) ## the fast test suite (pytest exit 5, no tests collected, counts as success)
 	$(PYTHON) -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc

@@ -3,13 +3,11 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from semseg.data.synthetic import generate
-from semseg.utils.config import CONFIG_DIR
+from semseg.utils.config import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,19 +22,6 @@ def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     generate(root / "synthetic", seed=0, **TINY_DATA)
     return root
-
-
-def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
-    """Compose a config the way the entry points do, with the run folder set to output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    return cfg
 
 
 @pytest.fixture
@@ -58,3 +43,20 @@ def make_cfg(tmp_path, data_dir):
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory, data_dir) -> Path:
+    """A best.ckpt of a briefly trained FCN-8s (output stride 32), shared by eval/predict tests."""
+    from semseg.train import train
+
+    tmp = tmp_path_factory.mktemp("trained")
+    overrides = [
+        f"paths.data_dir={data_dir}", f"paths.log_dir={tmp / 'logs'}", "data.num_workers=0",
+        "data.batch_size=4", "extras.print_config=false", *TINY_DATA_OVERRIDES, "model=fcn8s",
+        "trainer.max_epochs=1", "model/scheduler=constant", "logger=csv", "callbacks=model_checkpoint",
+        "test=false",
+    ]
+    train(compose_config("train.yaml", overrides, tmp / "run"))
+    GlobalHydra.instance().clear()
+    return tmp / "run" / "checkpoints" / "best.ckpt"

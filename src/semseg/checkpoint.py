@@ -3,13 +3,29 @@
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from semseg.errors import SemsegError
-from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY, SegmentationModule
+from semseg.utils.config import instantiate
 
 
 def read_checkpoint_meta(path: str | Path) -> dict:
-    """Return the semseg metadata of a checkpoint: class names and the model config.
+    """Return the semseg metadata of a checkpoint: class names and the model config."""
+    return read_checkpoint(path)[CHECKPOINT_KEY]
+
+
+def load_model(path: str | Path) -> tuple[SegmentationModule, dict]:
+    """Rebuild the LightningModule stored in a checkpoint, with its weights, in eval mode."""
+    checkpoint = read_checkpoint(path)
+    meta = checkpoint[CHECKPOINT_KEY]
+    model = instantiate(OmegaConf.create(meta["model_config"]))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), meta
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint written by semseg.train, or raise a SemsegError saying what is wrong.
 
     Loads with `weights_only=True`, so a checkpoint cannot run code while it is read.
     """
@@ -34,4 +50,4 @@ def read_checkpoint_meta(path: str | Path) -> dict:
         )
     if meta.get("format", 0) > CHECKPOINT_FORMAT:
         raise SemsegError(f"{path} was written by a newer semseg (format {meta['format']}); upgrade semseg.")
-    return meta
+    return checkpoint

@@ -37,6 +37,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule.splits["test"] = cfg.split
     L.seed_everything(cfg.seed, workers=True)
     model = instantiate(OmegaConf.create(meta["model_config"]))
+    model.inference = instantiate(cfg.inference)
+    model.inference.check(model.net)
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = [PredictionWriter(cfg.predictions_dir)] if cfg.get("predictions_dir") else []
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -1,6 +1,7 @@
 """Colour palettes for masks: the Pascal VOC bit-interleaving colour map."""
 
 import numpy as np
+from PIL import Image
 
 IGNORE_INDEX = 255
 
@@ -28,3 +29,10 @@ def colorize(mask: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
     padded = np.tile(np.array(IGNORE_COLOUR, dtype=np.uint8), (256, 1))
     padded[: len(palette)] = palette[:256]
     return padded[np.asarray(mask).astype(np.int64).clip(0, 255)]
+
+
+def save_palette_png(mask: np.ndarray, path) -> None:
+    """Write an (H, W) index mask as a palette PNG: pixel values are class indices, shown in VOC colours."""
+    png = Image.fromarray(mask.astype(np.uint8), mode="P")
+    png.putpalette(voc_palette().flatten().tolist())
+    png.save(path)

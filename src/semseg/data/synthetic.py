@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semseg.data.palette import IGNORE_INDEX, voc_palette
+from semseg.data.palette import IGNORE_INDEX, save_palette_png
 from semseg.data.voc_layout import IMAGE_DIR, MASK_DIR, VOCLayoutDataset, write_split_lists
 
 CLASS_NAMES = ("background", "stripes", "checkers", "dots", "crosshatch")
@@ -134,7 +134,6 @@ def generate(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / IMAGE_DIR).mkdir(parents=True)
     (tmp / MASK_DIR).mkdir(parents=True)
-    palette = voc_palette().flatten().tolist()
     rng = np.random.default_rng(seed)
     splits = {"train": num_train, "val": num_val, "test": num_test}
     ids: dict[str, list[str]] = {}
@@ -143,9 +142,7 @@ def generate(
         for image_id in ids[split]:
             image, mask = make_sample(image_size, rng)
             Image.fromarray(image).save(tmp / IMAGE_DIR / f"{image_id}.jpg", quality=95)
-            png = Image.fromarray(mask, mode="P")
-            png.putpalette(palette)
-            png.save(tmp / MASK_DIR / f"{image_id}.png")
+            save_palette_png(mask, tmp / MASK_DIR / f"{image_id}.png")
     write_split_lists(tmp, ids)
     (tmp / "generator.json").write_text(json.dumps(settings, indent=2))
     tmp.rename(root)  # atomic: a half-written dataset is never mistaken for a finished one

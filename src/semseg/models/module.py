@@ -24,6 +24,8 @@ class SegmentationModule(L.LightningModule):
             or None for a constant learning rate.
         class_names: one name per class, used in metric names (`val/IoU/<name>`).
         model_config: the config that built `net`, stored in checkpoints so eval can rebuild it.
+        inference: optional `(net, images) -> logits` used for val/test instead of `net(images)`,
+            e.g. a `semseg.inference.Inference` for tiled inference and test-time augmentation.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class SegmentationModule(L.LightningModule):
         class_names: Sequence[str],
         scheduler: Callable | None = None,
         model_config: dict | None = None,
+        inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
         self.net = net
@@ -40,6 +43,7 @@ class SegmentationModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
         self.model_config = model_config or {}
+        self.inference = inference
         self.scores = nn.ModuleDict(
             {stage: SegmentationScores(len(self.class_names)) for stage in ("val", "test")}
         )
@@ -52,13 +56,21 @@ class SegmentationModule(L.LightningModule):
     def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
 
+    def _training_outputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and targets for the loss; a net with `sample_for_loss` scores only some pixels."""
+        sample = getattr(self.net, "sample_for_loss", None)
+        if sample is not None:
+            return sample(batch["image"], batch["mask"])
+        return self(batch["image"]), batch["mask"]
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["image"]), batch["mask"])
+        loss = self._loss(*self._training_outputs(batch))
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
 
     def _evaluate(self, batch: dict, stage: str) -> torch.Tensor:
-        logits = self(batch["image"])
+        images = batch["image"]
+        logits = self.inference(self.net, images) if self.inference else self(images)
         loss = self._loss(logits, batch["mask"])
         self.scores[stage].update(logits.argmax(1), batch["mask"])
         self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=logits.shape[0])

@@ -8,9 +8,10 @@ from pathlib import Path
 import hydra
 import rich.syntax
 import rich.tree
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.errors import SemsegError
 
@@ -85,3 +86,16 @@ def flat_config(cfg: DictConfig) -> dict:
 
     walk(OmegaConf.to_container(cfg, resolve=True), "")
     return flat
+
+
+def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
+    """Compose a config as the entry points do, run folder set to output_dir (tests, notebooks)."""
+    GlobalHydra.instance().clear()
+    with hydra.initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = hydra.compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    return cfg
