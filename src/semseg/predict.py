@@ -20,7 +20,7 @@ from rich.progress import track
 
 from semseg.checkpoint import load_model
 from semseg.data.palette import colorize, save_palette_png
-from semseg.data.voc_layout import read_image
+from semseg.data.pairs import read_image
 from semseg.errors import SemsegError
 from semseg.utils.config import CONFIG_DIR, instantiate, print_config_tree, report_user_errors
 
