@@ -11,10 +11,10 @@ import logging
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from semseg.callbacks.predictions import PredictionWriter
-from semseg.checkpoint import read_checkpoint_meta
+from semseg.checkpoint import load_model
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
 from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree, report_user_errors
@@ -25,7 +25,7 @@ log = logging.getLogger("semseg.eval")
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
-    meta = read_checkpoint_meta(cfg.ckpt_path)
+    model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
     configure_wandb(cfg)
     datamodule = instantiate(cfg.data)
     if datamodule.class_names != list(meta["class_names"]):
@@ -36,14 +36,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("split"):
         datamodule.splits["test"] = cfg.split
     L.seed_everything(cfg.seed, workers=True)
-    model = instantiate(OmegaConf.create(meta["model_config"]))
     model.inference = instantiate(cfg.inference)
     model.inference.check(model.net)
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = [PredictionWriter(cfg.predictions_dir)] if cfg.get("predictions_dir") else []
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     try:
-        trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+        trainer.test(model, datamodule=datamodule)
     finally:
         finish_loggers(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}

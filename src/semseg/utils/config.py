@@ -10,10 +10,10 @@ import rich.syntax
 import rich.tree
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.errors import SemsegError
+from semseg.utils.run_info import in_multirun
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
 
@@ -52,7 +52,7 @@ def report_user_errors(main: Callable) -> Callable:
         try:
             return main(cfg)
         except SemsegError as error:
-            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            if in_multirun():
                 raise
             print(f"semseg: error: {error}", file=sys.stderr)
             sys.exit(2)
