@@ -11,10 +11,12 @@ import logging
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from semseg.callbacks.predictions import PredictionWriter
 from semseg.checkpoint import load_model
+from semseg.distributed import check_devices
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
 from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree, report_user_errors
@@ -25,6 +27,7 @@ log = logging.getLogger("semseg.eval")
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
+    check_devices(cfg.trainer)
     model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
     configure_wandb(cfg)
     datamodule = instantiate(cfg.data)
@@ -46,7 +49,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    write_metrics(cfg.paths.output_dir, metrics)
+    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
     return metrics
 
 
@@ -54,7 +57,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     if cfg.extras.print_config:
-        print_config_tree(cfg)
+        rank_zero_only(print_config_tree)(cfg)
     metrics = evaluate(cfg)
     log.info("test/mIoU = %s", metrics.get("test/mIoU"))
     return metrics.get("test/mIoU")

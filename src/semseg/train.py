@@ -15,8 +15,11 @@ import lightning as L
 import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from semseg.callbacks.channels_last import ChannelsLast
+from semseg.distributed import check_devices, choose_strategy, scale_learning_rate
 from semseg.errors import SemsegError
 from semseg.utils.config import (
     CONFIG_DIR,
@@ -33,6 +36,9 @@ log = logging.getLogger("semseg.train")
 
 def build(cfg: DictConfig):
     """Instantiate data, model, callbacks, loggers and trainer, checking they fit together."""
+    check_devices(cfg.trainer)
+    choose_strategy(cfg.trainer)
+    scale_learning_rate(cfg)
     datamodule = instantiate(cfg.data)
     model_classes = cfg.model.net.num_classes
     if model_classes != datamodule.num_classes:
@@ -44,6 +50,8 @@ def build(cfg: DictConfig):
     model = instantiate(cfg.model)
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    if cfg.get("channels_last"):
+        callbacks.append(ChannelsLast())
     os.environ["WANDB_DIR"] = str(cfg.paths.output_dir)  # W&B media too, in every process
     loggers = instantiate_dict(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -81,8 +89,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.best_model_score is not None:
-            metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+        score = best_score(checkpoint) if checkpoint is not None else None
+        if score is not None:
+            metrics[checkpoint.monitor] = score
         if cfg.test:
             best = checkpoint.best_model_path if checkpoint is not None else ""
             if not best:
@@ -91,15 +100,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     finally:
         finish_loggers(trainer)
-    write_metrics(cfg.paths.output_dir, metrics)
+    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
     return metrics
+
+
+def best_score(checkpoint: L.pytorch.callbacks.ModelCheckpoint) -> float | None:
+    """The monitored score of the best checkpoint, also after `ddp_spawn`, which drops it.
+
+    Spawned workers hand back the best checkpoint's path but not its score; the score is in the
+    checkpoint file, in the checkpoint callback's state.
+    """
+    if checkpoint.best_model_score is not None:
+        return float(checkpoint.best_model_score)
+    if not checkpoint.best_model_path:
+        return None
+    saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+    for state in saved.get("callbacks", {}).values():
+        if state.get("best_model_path") == checkpoint.best_model_path and state.get("best_model_score") is not None:
+            return float(state["best_model_score"])
+    return None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
     if cfg.extras.print_config:
-        print_config_tree(cfg)
+        rank_zero_only(print_config_tree)(cfg)
     torch.set_float32_matmul_precision("high")
     metrics = train(cfg)
     value = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 
 import lightning as L
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from semseg.errors import SemsegError
@@ -20,6 +21,7 @@ class SegmentationDataModule(L.LightningDataModule):
         prepare: optional callable run once on rank 0 before setup (generate or download data).
         train_transform / eval_transform: albumentations pipelines (or any callable taking
             `image=`, `mask=` and returning a dict with both).
+        batch_size: the global batch: with N processes each loads batch_size / N per step.
         download: the one switch `data.download=true` for every dataset; configs hand it to
             their `prepare` callable by interpolation (`download: ${data.download}`).
         crop_size: (height, width) of training crops; transform configs read it as
@@ -77,12 +79,49 @@ class SegmentationDataModule(L.LightningDataModule):
             if name not in self.datasets:
                 self.datasets[name] = self.dataset(split=self.splits[name], transform=self.transforms[name])
 
+    @property
+    def world_size(self) -> int:
+        trainer = self.trainer
+        return trainer.world_size if trainer is not None else 1
+
+    @property
+    def per_process_batch_size(self) -> int:
+        """data.batch_size split evenly over the processes, so the global batch does not change."""
+        if self.batch_size % self.world_size:
+            raise SemsegError(
+                f"data.batch_size={self.batch_size} is the global batch and must divide evenly over "
+                f"{self.world_size} processes; use a multiple of {self.world_size}, e.g. "
+                f"data.batch_size={self.world_size * max(1, round(self.batch_size / self.world_size))}."
+            )
+        return self.batch_size // self.world_size
+
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        """Training shuffles (Lightning shards it over processes); evaluation is shared out unpadded.
+
+        Lightning's default DistributedSampler pads an evaluation split with repeated images until
+        it divides by the world size, which counts those images twice in mIoU. Here each process
+        gets every N-th image instead (some one image more than others), and the confusion
+        matrices summed over processes equal the single-process one exactly.
+        """
+        dataset = self.datasets[name]
+        batch_size = self.per_process_batch_size
+        sampler = None
+        if not shuffle and self.world_size > 1:
+            trainer = self.trainer
+            if len(dataset) < self.world_size:
+                raise SemsegError(
+                    f"the {name} split '{self.splits[name]}' has {len(dataset)} images, fewer than the "
+                    f"{self.world_size} processes; evaluate it with trainer.devices=1."
+                )
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=self.world_size, rank=trainer.global_rank, shuffle=False
+            )
         return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size,
+            dataset,
+            batch_size=batch_size,
             shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[name]) > self.batch_size,
+            sampler=sampler,
+            drop_last=shuffle and len(dataset) > batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

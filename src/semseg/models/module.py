@@ -6,6 +6,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 
 from semseg.data.palette import IGNORE_INDEX
 from semseg.models.metrics import SegmentationScores
@@ -47,6 +48,8 @@ class SegmentationModule(L.LightningModule):
         self.scores = nn.ModuleDict(
             {stage: SegmentationScores(len(self.class_names)) for stage in ("val", "test")}
         )
+        # the loss per labelled pixel over the whole split, whatever the batching or process count
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         # the last computed confusion matrix per stage, for reporting callbacks
         self.last_confusion: dict[str, torch.Tensor] = {}
 
@@ -71,9 +74,9 @@ class SegmentationModule(L.LightningModule):
     def _evaluate(self, batch: dict, stage: str) -> torch.Tensor:
         images = batch["image"]
         logits = self.inference(self.net, images) if self.inference else self(images)
-        loss = self._loss(logits, batch["mask"])
-        self.scores[stage].update(logits.argmax(1), batch["mask"])
-        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True, batch_size=logits.shape[0])
+        masks = batch["mask"]
+        self.losses[stage].update(self._loss(logits, masks), weight=(masks != IGNORE_INDEX).sum())
+        self.scores[stage].update(logits.argmax(1), masks)
         return logits
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -85,6 +88,8 @@ class SegmentationModule(L.LightningModule):
     def _log_scores(self, stage: str) -> None:
         scores = self.scores[stage].compute()
         self.last_confusion[stage] = scores["confusion"].cpu()
+        self.log(f"{stage}/loss", self.losses[stage].compute(), prog_bar=True)
+        self.losses[stage].reset()
         self.log(f"{stage}/mIoU", scores["mIoU"].float(), prog_bar=True)
         self.log(f"{stage}/pixel_acc", scores["pixel_acc"].float())
         for name, iou in zip(self.class_names, scores["IoU"]):

@@ -13,7 +13,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.errors import SemsegError
+from semseg.utils import resolvers
 from semseg.utils.run_info import in_multirun
+
+resolvers.register()
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
 

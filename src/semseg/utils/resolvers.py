@@ -1,0 +1,50 @@
+"""OmegaConf resolvers the configs use; registered when `semseg.utils.config` is imported."""
+
+import os
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+
+def mixed_precision() -> str:
+    """`bf16-mixed` on GPUs that support it, `16-mixed` on older GPUs, `32-true` without a GPU."""
+    if not torch.cuda.is_available():
+        return "32-true"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), from /proc; None elsewhere."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in open("/proc/stat") if line.startswith("btime"))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
+    """The run folder's name, the same in every process of one distributed launch.
+
+    Each process that torchrun or srun starts composes its own config; a plain clock stamp could
+    differ by a second between ranks and split one run over two folders. So:
+    `SEMSEG_RUN_ID` if set; the SLURM job (and array task) id when srun started several tasks, so a
+    requeued job finds its own folder again; the start time of torchrun's agent, the parent of
+    every local rank; otherwise the current time.
+    """
+    if os.environ.get("SEMSEG_RUN_ID"):
+        return os.environ["SEMSEG_RUN_ID"]
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
+        job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ["SLURM_JOB_ID"]
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        return f"slurm-{job}" + (f"_{task}" if task else "")
+    started = _process_start_time(os.getppid()) if "TORCHELASTIC_RUN_ID" in os.environ else None
+    return time.strftime(pattern, time.localtime(started))
+
+
+def register() -> None:
+    for name, resolver in {"mixed_precision": mixed_precision, "run_stamp": run_stamp}.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
