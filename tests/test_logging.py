@@ -1,5 +1,6 @@
 """What a run shows: W&B (read back with W&B's own reader), TensorBoard, and files on disk."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -76,8 +77,7 @@ def test_unwritable_log_dir_and_unknown_keys_fail_before_any_work(tmp_path):
 
 def test_wandb_media_stay_in_the_run_folder_with_ddp_spawn(make_cfg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # W&B alone: Lightning's CSVLogger cannot append across ddp_spawn's fit and test processes
-    cfg = make_cfg([*SHORT_RUN, "+trainer.strategy=ddp_spawn", "trainer.devices=2", "logger=wandb",
+    cfg = make_cfg([*SHORT_RUN, "+trainer.strategy=ddp_spawn", "trainer.devices=2",
                     "~callbacks.rich_progress_bar"])
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
@@ -85,3 +85,7 @@ def test_wandb_media_stay_in_the_run_folder_with_ddp_spawn(make_cfg, tmp_path, m
     assert media, "overlay images were logged"
     assert not (tmp_path / "wandb").exists() and not (tmp_path / "media").exists()
     assert read_wandb_summary(run_dir)["state"] == "finished"
+    # fit and test ran in separate spawned processes; the CSV keeps both sets of columns and rows
+    with open(run_dir / "csv" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert any(row["val/mIoU"] for row in rows) and any(row["test/mIoU"] for row in rows)
