@@ -75,6 +75,7 @@ def test_eval_refuses_a_checkpoint_from_elsewhere(make_cfg, tmp_path):
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command quietly; `env` adds to (or replaces) this process's environment variables."""
     env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env=env, **kwargs)
 

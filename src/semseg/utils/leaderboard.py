@@ -4,15 +4,23 @@ A Hydra callback: after each job it records the job's status, score and override
 folder, then rewrites `leaderboard.md` and `leaderboard.csv` in the multirun folder from all the
 records there. Rewriting after every job means a crash later in the sweep loses nothing, and a
 failed job shows up as a row with its error.
+
+With the submitit launchers `on_job_end` runs inside the job (on SLURM, in every task of it), so
+only global rank 0 records, files are replaced whole, and the submitting process rebuilds the
+leaderboard once more at the end from every record: jobs that finish together on a cluster
+cannot drop each other's rows.
 """
 
 import csv
+import io
 import json
 import math
+import os
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from semseg.utils.run_info import in_multirun
@@ -22,6 +30,7 @@ COLUMNS = ["rank", "job", "status", "score", "test/mIoU", "overrides", "run_dir"
 
 
 class Leaderboard(Callback):
+    @rank_zero_only
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs) -> None:
         if not in_multirun():
             return
@@ -40,8 +49,18 @@ class Leaderboard(Callback):
             "run_dir": str(run_dir),
             "error": f"{type(value).__name__}: {value}" if failed else "",
         }
-        (run_dir / RECORD).write_text(json.dumps(record, indent=2))
+        _replace(run_dir / RECORD, json.dumps(record, indent=2))
         write_leaderboard(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        write_leaderboard(Path(config.hydra.sweep.dir))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write a file whole: a reader (or a job finishing at the same time) never sees half of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text, newline="")
+    os.replace(partial, path)
 
 
 def _sort_key(record: dict):
@@ -55,10 +74,11 @@ def write_leaderboard(sweep_dir: Path) -> list[dict]:
     records = [json.loads(p.read_text()) for p in sweep_dir.glob(f"*/{RECORD}")]
     records.sort(key=_sort_key)
     rows = [{"rank": rank, **record} for rank, record in enumerate(records, start=1)]
-    with open(sweep_dir / "leaderboard.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    _replace(sweep_dir / "leaderboard.csv", table.getvalue())
     metric = records[0]["metric"] if records else "score"
 
     def cell(value) -> str:
@@ -71,5 +91,5 @@ def write_leaderboard(sweep_dir: Path) -> list[dict]:
     ]
     for row in rows:
         lines.append("| " + " | ".join(cell(row[c]) for c in COLUMNS) + " |")
-    (sweep_dir / "leaderboard.md").write_text("\n".join(lines) + "\n")
+    _replace(sweep_dir / "leaderboard.md", "\n".join(lines) + "\n")
     return rows
