@@ -15,9 +15,12 @@ import lightning as L
 import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from semseg.callbacks.preemption import INTERRUPTED_EXIT_STATUS
 from semseg.errors import SemsegError
+from semseg.resume import prepare_resume
 from semseg.utils.config import (
     CONFIG_DIR,
     flat_config,
@@ -73,12 +76,13 @@ def log_run_config(cfg: DictConfig, trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return all logged metrics."""
     configure_wandb(cfg)
+    resume_from = prepare_resume(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     log_run_config(cfg, trainer)
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and checkpoint.best_model_score is not None:
@@ -101,7 +105,10 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.extras.print_config:
         print_config_tree(cfg)
     torch.set_float32_matmul_precision("high")
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except SIGTERMException:  # stopped by a signal, state saved by semseg.callbacks.preemption
+        sys.exit(INTERRUPTED_EXIT_STATUS)
     value = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
     log.info("%s = %s", cfg.get("optimized_metric"), value)
     return value

@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from semseg.data.resumable import resumable_training_data
 from semseg.errors import SemsegError
 
 
@@ -78,11 +79,15 @@ class SegmentationDataModule(L.LightningDataModule):
                 self.datasets[name] = self.dataset(split=self.splits[name], transform=self.transforms[name])
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        """Training batches come in a resumable, seeded order (see semseg.data.resumable)."""
+        dataset, sampler = self.datasets[name], None
+        if shuffle:
+            dataset, sampler = resumable_training_data(dataset, self.trainer)
         return DataLoader(
-            self.datasets[name],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(self.datasets[name]) > self.batch_size,
+            sampler=sampler,
+            drop_last=shuffle and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
