@@ -23,7 +23,7 @@ def wandb_run_id(run_dir: Path) -> str:
     return offline_run.name.rsplit("-", 1)[1]
 
 
-def test_sigterm_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(make_cfg, tmp_path, data_dir):
+def test_runs_stopped_by_sigterm_or_nan_resume_to_exactly_the_uninterrupted_metrics(make_cfg, tmp_path, data_dir):
     # a real SIGTERM as step 6 starts (epoch 1, batch 2), in a separate process, as a scheduler sends it
     interrupted = subprocess.Popen(
         [sys.executable, "-m", "semseg.train", *RUN, *TINY_DATA_OVERRIDES, "extras.print_config=false",
@@ -32,7 +32,16 @@ def test_sigterm_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(ma
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"},
     )
-    reference = train(make_cfg([*RUN, "logger=csv"], output="reference"))  # meanwhile, uninterrupted
+    # meanwhile: the uninterrupted run, and one whose batch at step 5 (epoch 1, batch 1) has a NaN loss
+    reference = train(make_cfg([*RUN, "logger=csv"], output="reference"))
+    poisoned = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.run_helpers.PoisonBatch",
+                         "+callbacks.poison.step=5"], output="poisoned")
+    with pytest.raises(SemsegError, match=r"train/loss is nan at global step 5 \(epoch 1, batch 1\)"):
+        train(poisoned)
+    last = torch.load(Path(poisoned.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4, "last.ckpt is still the end of epoch 0: nothing saved on the NaN"
+    assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
+
     output, _ = interrupted.communicate(timeout=600)
     assert interrupted.returncode == 143, output[-3000:]
     assert "interrupted at global step 7 (epoch 1)" in output
@@ -40,20 +49,13 @@ def test_sigterm_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(ma
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 7 and not (run_dir / "metrics.json").exists()
 
+    # mid-epoch: every metric equal, bit for bit (val/mIoU, test/mIoU, the last train/loss, ...)
     cfg = make_cfg([*RUN, "ckpt_path=last"], output="resumed")
-    resumed = train(cfg)
-    assert resumed == reference  # every metric, bit for bit: val/mIoU, test/mIoU, train/loss, ...
+    assert train(cfg) == reference
     assert wandb_run_id(Path(cfg.paths.output_dir)) == wandb_run_id(run_dir)
-
-
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(make_cfg):
-    cfg = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.run_helpers.PoisonBatch", "+callbacks.poison.step=5"])
-    with pytest.raises(SemsegError, match=r"train/loss is nan at global step 5 \(epoch 1, batch 1\)"):
-        train(cfg)
-    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
-    assert last["global_step"] == 4, "last.ckpt is the end of epoch 0, not an interrupt save"
-    assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
+    # between epochs, from the last good checkpoint of the NaN run
+    resumed = make_cfg([*RUN, "logger=csv", f"ckpt_path={poisoned.paths.output_dir}"], output="resumed_nan")
+    assert train(resumed) == reference
 
 
 def test_resume_refuses_another_model_or_class_count(make_cfg, checkpoint, tmp_path):

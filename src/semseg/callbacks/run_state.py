@@ -8,13 +8,15 @@ resume it also restarts the training data mid-epoch (semseg.data.resumable).
 """
 
 import random
+import shutil
+from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from semseg.data.resumable import restart_where_resumed
+from semseg.data.resumable import restart_data_at, resume_position
 from semseg.models.module import CHECKPOINT_KEY
 
 
@@ -40,6 +42,23 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def relocate_checkpoint_state(state: dict, dirpath: Path, copy: bool = True) -> None:
+    """Point a ModelCheckpoint state at `dirpath`, copying its kept checkpoints there."""
+    def moved(path: str) -> str:
+        if not path:
+            return path
+        target = dirpath / Path(path).name
+        if copy and path in state.get("best_k_models", {}) and Path(path).is_file():
+            dirpath.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        return str(target)
+
+    state["best_k_models"] = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        state[key] = moved(state.get(key, ""))
+    state["dirpath"] = str(dirpath)
+
+
 def wandb_run_id(trainer: L.Trainer) -> str | None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
@@ -48,11 +67,11 @@ def wandb_run_id(trainer: L.Trainer) -> str | None:
 
 
 class RunState(L.Callback):
-    """Saves the RNG states and the W&B run id; on resume, restarts the data, then the RNGs.
+    """Saves the RNG states and the W&B run id; on resume, restarts the data and the RNGs.
 
-    Both happen in `on_train_start`, after Lightning has restored the loops and built the data
-    iterators, so the draws a DataLoader makes when it starts are overwritten as they would have
-    been in the uninterrupted run, where they happened before the checkpoint was written.
+    Both happen in `on_train_start`, once Lightning has restored the loops, in the order of the
+    uninterrupted run: a DataLoader draws from the RNG when its iterator starts, which happened
+    before the checkpoint when it was written mid-epoch, and after it when written between epochs.
     """
 
     def __init__(self):
@@ -64,12 +83,29 @@ class RunState(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self._rng_to_restore = state_dict.get("rng")
 
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Carry the best checkpoints into this run's folder, so their scores still count.
+
+        A resumed run writes to a new folder, and ModelCheckpoint forgets the best score of a
+        checkpoint written elsewhere: the first validation after resuming would become "best".
+        """
+        states = checkpoint.get("callbacks", {})
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if state and callback.dirpath and state.get("dirpath") != callback.dirpath:
+                relocate_checkpoint_state(state, Path(callback.dirpath), copy=trainer.is_global_zero)
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.ckpt_path:
-            restart_where_resumed(trainer)
-        if self._rng_to_restore is not None:
-            set_rng_states(self._rng_to_restore)
-            self._rng_to_restore = None
+        rngs, self._rng_to_restore = self._rng_to_restore, None
+        if not trainer.ckpt_path:
+            return
+        epoch, batches = resume_position(trainer)
+        if batches:
+            restart_data_at(trainer, epoch, batches)
+        if rngs is not None:
+            set_rng_states(rngs)
+        if not batches:
+            restart_data_at(trainer, epoch, batches)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         run_id = wandb_run_id(trainer)

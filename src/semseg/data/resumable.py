@@ -94,18 +94,17 @@ def resume_position(trainer: L.Trainer) -> tuple[int, int]:
     return epochs.processed, batches.processed if epochs.started > epochs.processed else 0
 
 
-def restart_where_resumed(trainer: L.Trainer) -> None:
-    """Restart the training iterator at the restored loop position.
+def restart_data_at(trainer: L.Trainer, epoch: int, batches: int) -> None:
+    """Restart the training iterator at `batches` into `epoch`.
 
     Lightning builds the iterator, and fetches its first batch, before it restores the loops (the
-    scheduler's `estimated_stepping_batches` sets up the data early), so a resumed run would
-    start the interrupted epoch from its first batch, in epoch 0's order.
+    scheduler's `estimated_stepping_batches` sets up the data early), so without this a resumed
+    run would start the interrupted epoch from its first batch, in epoch 0's order.
     """
     loader = trainer.train_dataloader
     sampler = getattr(loader, "sampler", None)
     if not isinstance(sampler, ResumableSampler):
         return
-    epoch, batches = resume_position(trainer)
     sampler.start_at(epoch, batches * loader.batch_size)
     iter(trainer.fit_loop._data_fetcher)  # what Lightning itself calls to start an epoch
 
