@@ -36,9 +36,10 @@ def test_runs_stopped_by_sigterm_or_nan_resume_to_exactly_the_uninterrupted_metr
     reference = train(make_cfg([*RUN, "logger=csv"], output="reference"))
     poisoned = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.run_helpers.PoisonBatch",
                          "+callbacks.poison.step=5"], output="poisoned")
+    poisoned_dir = Path(poisoned.paths.output_dir)  # resolved now: it follows the latest composed config
     with pytest.raises(SemsegError, match=r"train/loss is nan at global step 5 \(epoch 1, batch 1\)"):
         train(poisoned)
-    last = torch.load(Path(poisoned.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    last = torch.load(poisoned_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4, "last.ckpt is still the end of epoch 0: nothing saved on the NaN"
     assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
 
@@ -54,7 +55,7 @@ def test_runs_stopped_by_sigterm_or_nan_resume_to_exactly_the_uninterrupted_metr
     assert train(cfg) == reference
     assert wandb_run_id(Path(cfg.paths.output_dir)) == wandb_run_id(run_dir)
     # between epochs, from the last good checkpoint of the NaN run
-    resumed = make_cfg([*RUN, "logger=csv", f"ckpt_path={poisoned.paths.output_dir}"], output="resumed_nan")
+    resumed = make_cfg([*RUN, "logger=csv", f"ckpt_path={poisoned_dir}"], output="resumed_nan")
     assert train(resumed) == reference
 
 
