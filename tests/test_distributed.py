@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from semseg.data.synthetic import generate
-from semseg.distributed import check_devices
+from semseg.distributed import check_devices, scale_learning_rate
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
 from semseg.train import build
@@ -138,6 +138,7 @@ def test_more_gpus_than_exist_are_refused(monkeypatch):
 def test_learning_rate_scales_with_the_global_batch(make_cfg, rule, batch_size, expected):
     cfg = make_cfg([f"lr_scaling.rule={rule}", "lr_scaling.base_batch_size=16", "model.optimizer.lr=0.001",
                     f"data.batch_size={batch_size}", "logger=none", "callbacks=none"])
+    scale_learning_rate(cfg)
     _, model, _ = build(cfg)
     optimizer = model.optimizer_factory(params=model.parameters())
     assert optimizer.param_groups[0]["lr"] == pytest.approx(expected)

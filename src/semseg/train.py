@@ -16,11 +16,14 @@ import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.callbacks.channels_last import ChannelsLast
+from semseg.callbacks.preemption import INTERRUPTED_EXIT_STATUS
 from semseg.distributed import check_devices, choose_strategy, scale_learning_rate
 from semseg.errors import SemsegError
+from semseg.resume import prepare_resume
 from semseg.utils.config import (
     CONFIG_DIR,
     flat_config,
@@ -38,7 +41,6 @@ def build(cfg: DictConfig):
     """Instantiate data, model, callbacks, loggers and trainer, checking they fit together."""
     check_devices(cfg.trainer)
     choose_strategy(cfg.trainer)
-    scale_learning_rate(cfg)
     datamodule = instantiate(cfg.data)
     model_classes = cfg.model.net.num_classes
     if model_classes != datamodule.num_classes:
@@ -81,12 +83,14 @@ def log_run_config(cfg: DictConfig, trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return all logged metrics."""
     configure_wandb(cfg)
+    scale_learning_rate(cfg)  # before the resume check, which compares the model config with the checkpoint's
+    resume_from = prepare_resume(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     log_run_config(cfg, trainer)
     try:
         if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         checkpoint = trainer.checkpoint_callback
         score = best_score(checkpoint) if checkpoint is not None else None
@@ -127,7 +131,10 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.extras.print_config:
         rank_zero_only(print_config_tree)(cfg)
     torch.set_float32_matmul_precision("high")
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except SIGTERMException:  # stopped by a signal, state saved by semseg.callbacks.preemption
+        sys.exit(INTERRUPTED_EXIT_STATUS)
     value = metrics.get(cfg.optimized_metric) if cfg.get("optimized_metric") else None
     log.info("%s = %s", cfg.get("optimized_metric"), value)
     return value

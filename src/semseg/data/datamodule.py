@@ -6,6 +6,7 @@ import lightning as L
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from semseg.data.resumable import resumable_training_data
 from semseg.errors import SemsegError
 
 
@@ -96,30 +97,30 @@ class SegmentationDataModule(L.LightningDataModule):
         return self.batch_size // self.world_size
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        """Training shuffles (Lightning shards it over processes); evaluation is shared out unpadded.
+        """Training batches come in a resumable, seeded order (see semseg.data.resumable), shared
+        out over the processes; evaluation is shared out unpadded.
 
         Lightning's default DistributedSampler pads an evaluation split with repeated images until
         it divides by the world size, which counts those images twice in mIoU. Here each process
         gets every N-th image instead (some one image more than others), and the confusion
         matrices summed over processes equal the single-process one exactly.
         """
-        dataset = self.datasets[name]
+        dataset, sampler = self.datasets[name], None
         batch_size = self.per_process_batch_size
-        sampler = None
-        if not shuffle and self.world_size > 1:
-            trainer = self.trainer
+        if shuffle:
+            dataset, sampler = resumable_training_data(dataset, self.trainer)
+        elif self.world_size > 1:
             if len(dataset) < self.world_size:
                 raise SemsegError(
                     f"the {name} split '{self.splits[name]}' has {len(dataset)} images, fewer than the "
                     f"{self.world_size} processes; evaluate it with trainer.devices=1."
                 )
             sampler = UnrepeatedDistributedSampler(
-                dataset, num_replicas=self.world_size, rank=trainer.global_rank, shuffle=False
+                dataset, num_replicas=self.world_size, rank=self.trainer.global_rank, shuffle=False
             )
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             drop_last=shuffle and len(dataset) > batch_size,
             num_workers=self.num_workers,

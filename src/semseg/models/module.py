@@ -9,6 +9,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from semseg.data.palette import IGNORE_INDEX
+from semseg.errors import SemsegError
 from semseg.models.metrics import SegmentationScores
 
 CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
@@ -68,8 +69,26 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(*self._training_outputs(batch))
+        self._stop_unless_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
+
+    def _stop_unless_finite(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop before a NaN/inf loss reaches the weights, so no checkpoint ever holds NaN weights.
+
+        Every process takes part in the decision, so under DDP all of them stop together.
+        """
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        value = f"is {loss.item()}" if not finite else "is not finite in another process"
+        checkpoint = self.trainer.checkpoint_callback
+        kept = f" in {checkpoint.dirpath}" if checkpoint is not None and checkpoint.dirpath else ""
+        raise SemsegError(
+            f"train/loss {value} at {where}; training stopped before this step's update, so the "
+            f"checkpoints{kept} keep the last finite weights. Lower model.optimizer.lr, or check the data."
+        )
 
     def _evaluate(self, batch: dict, stage: str) -> torch.Tensor:
         images = batch["image"]
@@ -110,8 +129,7 @@ class SegmentationModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "format": CHECKPOINT_FORMAT,
-            "class_names": self.class_names,
-            "model_config": self.model_config,
-        }
+        # update, not replace: callbacks add entries first (semseg.callbacks.run_state)
+        checkpoint.setdefault(CHECKPOINT_KEY, {}).update(
+            format=CHECKPOINT_FORMAT, class_names=self.class_names, model_config=self.model_config
+        )

@@ -78,6 +78,11 @@ def instantiate(cfg: DictConfig, **kwargs):
 
 def flat_config(cfg: DictConfig) -> dict:
     """The resolved config as flat `a/b/c: value` pairs, the shape loggers display best."""
+    return flatten(OmegaConf.to_container(cfg, resolve=True))
+
+
+def flatten(tree: dict) -> dict:
+    """Nested dicts as flat `a/b/c: value` pairs."""
     flat: dict = {}
 
     def walk(node, prefix: str) -> None:
@@ -87,7 +92,7 @@ def flat_config(cfg: DictConfig) -> dict:
         else:
             flat[prefix] = node
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    walk(tree, "")
     return flat
 
 

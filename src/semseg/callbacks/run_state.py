@@ -1,0 +1,113 @@
+"""Checkpoint what Lightning leaves out but an exact resume needs.
+
+Lightning restores weights, optimizer, scheduler, loop progress and callback states. It does not
+restore the global RNGs, which dropout and pixel sampling draw from, nor does it know which W&B
+run to continue. This callback stores both: the RNG states in its own checkpoint entry, the W&B
+run id in the `semseg` entry, where `semseg.resume` reads it before the loggers are built. On
+resume it also restarts the training data mid-epoch (semseg.data.resumable).
+"""
+
+import random
+import shutil
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
+from semseg.data.resumable import restart_data_at, resume_position
+from semseg.models.module import CHECKPOINT_KEY
+
+
+def rng_states() -> dict:
+    """The global RNG states, as tensors and ints, so `torch.load(weights_only=True)` reads them."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.copy()), position, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    kind, keys, position, has_gauss, gauss = states["numpy"]
+    np.random.set_state((kind, keys.numpy(), position, has_gauss, gauss))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def relocate_checkpoint_state(state: dict, dirpath: Path, copy: bool = True) -> None:
+    """Point a ModelCheckpoint state at `dirpath`, copying its kept checkpoints there."""
+    def moved(path: str) -> str:
+        if not path:
+            return path
+        target = dirpath / Path(path).name
+        if copy and path in state.get("best_k_models", {}) and Path(path).is_file():
+            dirpath.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        return str(target)
+
+    state["best_k_models"] = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        state[key] = moved(state.get(key, ""))
+    state["dirpath"] = str(dirpath)
+
+
+def wandb_run_id(trainer: L.Trainer) -> str | None:
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.version
+    return None
+
+
+class RunState(L.Callback):
+    """Saves the RNG states and the W&B run id; on resume, restarts the data and the RNGs.
+
+    Both happen in `on_train_start`, once Lightning has restored the loops, in the order of the
+    uninterrupted run: a DataLoader draws from the RNG when its iterator starts, which happened
+    before the checkpoint when it was written mid-epoch, and after it when written between epochs.
+    """
+
+    def __init__(self):
+        self._rng_to_restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        return {"rng": rng_states()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._rng_to_restore = state_dict.get("rng")
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        """Carry the best checkpoints into this run's folder, so their scores still count.
+
+        A resumed run writes to a new folder, and ModelCheckpoint forgets the best score of a
+        checkpoint written elsewhere: the first validation after resuming would become "best".
+        """
+        states = checkpoint.get("callbacks", {})
+        for callback in trainer.checkpoint_callbacks:
+            state = states.get(callback.state_key)
+            if state and callback.dirpath and state.get("dirpath") != callback.dirpath:
+                relocate_checkpoint_state(state, Path(callback.dirpath), copy=trainer.is_global_zero)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rngs, self._rng_to_restore = self._rng_to_restore, None
+        if not trainer.ckpt_path:
+            return
+        epoch, batches = resume_position(trainer)
+        if batches:
+            restart_data_at(trainer, epoch, batches)
+        if rngs is not None:
+            set_rng_states(rngs)
+        if not batches:
+            restart_data_at(trainer, epoch, batches)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        run_id = wandb_run_id(trainer)
+        if run_id:
+            checkpoint.setdefault(CHECKPOINT_KEY, {})["wandb_id"] = run_id

@@ -1,0 +1,90 @@
+"""Resuming a training run: find the checkpoint, refuse one that cannot resume this config.
+
+`ckpt_path` takes a checkpoint file, a run folder (its `checkpoints/last.ckpt`), or `last`: the
+most recently written `<paths.log_dir>/<task_name>/runs/*/checkpoints/last.ckpt`. Every run gets
+a fresh folder, so `last` has to look at earlier runs; multirun jobs are never picked.
+"""
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from semseg.checkpoint import read_checkpoint
+from semseg.errors import SemsegError
+from semseg.models.module import CHECKPOINT_KEY
+from semseg.utils.config import flatten
+
+LAST_CHECKPOINT = "last.ckpt"
+# model settings that only shape evaluation, free to change on resume
+_FREE_ON_RESUME = ("inference",)
+
+
+def prepare_resume(cfg: DictConfig) -> str | None:
+    """Resolve `cfg.ckpt_path`, check the checkpoint fits `cfg.model`, continue its W&B run.
+
+    Returns the checkpoint path for `Trainer.fit`, or None for a fresh run.
+    """
+    path = resolve_checkpoint(cfg)
+    if path is None:
+        return None
+    meta = read_checkpoint(path)[CHECKPOINT_KEY]
+    check_same_model(path, meta["model_config"], OmegaConf.to_container(cfg.model, resolve=True))
+    continue_wandb_run(cfg, meta.get("wandb_id"))
+    return str(path)
+
+
+def resolve_checkpoint(cfg: DictConfig) -> Path | None:
+    value = cfg.get("ckpt_path")
+    if not value:
+        return None
+    if str(value) == "last":
+        return newest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name / "runs")
+    path = Path(value)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / LAST_CHECKPOINT, path / LAST_CHECKPOINT):
+            if candidate.is_file():
+                return candidate
+        raise SemsegError(f"ckpt_path={path} is a folder without checkpoints/{LAST_CHECKPOINT}; pass a .ckpt file.")
+    return path
+
+
+def newest_last_checkpoint(runs: Path) -> Path:
+    found = list(runs.glob(f"*/checkpoints/{LAST_CHECKPOINT}"))
+    if not found:
+        raise SemsegError(
+            f"ckpt_path=last found no {runs}/*/checkpoints/{LAST_CHECKPOINT} to resume. Pass the run "
+            "folder or the .ckpt file, or set paths.log_dir to where the earlier run wrote its logs."
+        )
+    return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def check_same_model(path: Path, trained: dict, current: dict) -> None:
+    """Refuse to resume with another architecture, class list, optimizer or scheduler.
+
+    Lightning would fail on the state dict with a long traceback, or worse, silently keep the
+    checkpoint's optimizer settings.
+    """
+    old, new = (
+        {key: value for key, value in flatten(config).items() if key.split("/")[0] not in _FREE_ON_RESUME}
+        for config in (trained, current)
+    )
+    missing = "(not set)"
+    differences = [
+        f"{key}: {old.get(key, missing)} in the checkpoint, {new.get(key, missing)} now"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+    if differences:
+        shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")
+        raise SemsegError(
+            f"cannot resume from {path}: it was trained with a different model config ({shown}). "
+            "Resume with the model settings of that run (its .hydra/config.yaml), or start a new run."
+        )
+
+
+def continue_wandb_run(cfg: DictConfig, run_id: str | None) -> None:
+    """Point the W&B logger at the checkpoint's run, so the resumed run continues its charts."""
+    if run_id and (cfg.get("logger") or {}).get("wandb"):
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"

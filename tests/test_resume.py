@@ -1,0 +1,80 @@
+"""Resume and preemption: real runs, a real SIGTERM, NaN losses, interrupted checkpoint writes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from semseg.checkpoint_io import AtomicCheckpointIO
+from semseg.errors import SemsegError
+from semseg.train import train
+from tests.conftest import REPO, TINY_DATA_OVERRIDES
+
+# 16 training images in batches of 4: 4 steps an epoch; the FCN head's dropout draws from the RNG
+RUN = ["model=fcn8s", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "data.num_workers=0",
+       "data.batch_size=4"]
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
+    return offline_run.name.rsplit("-", 1)[1]
+
+
+def test_runs_stopped_by_sigterm_or_nan_resume_to_exactly_the_uninterrupted_metrics(make_cfg, tmp_path, data_dir):
+    # a real SIGTERM as step 6 starts (epoch 1, batch 2), in a separate process, as a scheduler sends it
+    interrupted = subprocess.Popen(
+        [sys.executable, "-m", "semseg.train", *RUN, *TINY_DATA_OVERRIDES, "extras.print_config=false",
+         f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}",
+         "+callbacks.signal._target_=tests.run_helpers.SignalAt", "+callbacks.signal.step=6"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"},
+    )
+    # meanwhile: the uninterrupted run, and one whose batch at step 5 (epoch 1, batch 1) has a NaN loss
+    reference = train(make_cfg([*RUN, "logger=csv"], output="reference"))
+    poisoned = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.run_helpers.PoisonBatch",
+                         "+callbacks.poison.step=5"], output="poisoned")
+    poisoned_dir = Path(poisoned.paths.output_dir)  # resolved now: it follows the latest composed config
+    with pytest.raises(SemsegError, match=r"train/loss is nan at global step 5 \(epoch 1, batch 1\)"):
+        train(poisoned)
+    last = torch.load(poisoned_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 4, "last.ckpt is still the end of epoch 0: nothing saved on the NaN"
+    assert all(torch.isfinite(weight).all() for weight in last["state_dict"].values())
+
+    output, _ = interrupted.communicate(timeout=600)
+    assert interrupted.returncode == 143, output[-3000:]
+    assert "interrupted at global step 7 (epoch 1)" in output
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 7 and not (run_dir / "metrics.json").exists()
+
+    # mid-epoch: every metric equal, bit for bit (val/mIoU, test/mIoU, the last train/loss, ...)
+    cfg = make_cfg([*RUN, "ckpt_path=last"], output="resumed")
+    assert train(cfg) == reference
+    assert wandb_run_id(Path(cfg.paths.output_dir)) == wandb_run_id(run_dir)
+    # between epochs, from the last good checkpoint of the NaN run
+    resumed = make_cfg([*RUN, "logger=csv", f"ckpt_path={poisoned_dir}"], output="resumed_nan")
+    assert train(resumed) == reference
+
+
+def test_resume_refuses_another_model_or_class_count(make_cfg, checkpoint, tmp_path):
+    other_model = make_cfg(["model=unet", f"ckpt_path={checkpoint}"])
+    with pytest.raises(SemsegError, match=r"cannot resume from .*best.ckpt.*different model config.*UNetDecoder"):
+        train(other_model)
+    fewer_classes = make_cfg(["model=fcn8s", "model/scheduler=constant", f"ckpt_path={checkpoint}",
+                              "data.num_classes=3", "data.class_names=[a,b,c]"])
+    with pytest.raises(SemsegError, match=r"net/num_classes: 5 in the checkpoint, 3 now"):
+        train(fewer_classes)
+    with pytest.raises(SemsegError, match=r"ckpt_path=last found no .*logs/train/runs/\*/checkpoints/last.ckpt"):
+        train(make_cfg(["ckpt_path=last"]))
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):
+    io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": torch.tensor(1)}, path)
+    with pytest.raises(Exception):
+        io.save_checkpoint({"step": lambda: 2}, path)  # fails while pickling, mid-write
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
