@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from semseg.resume import requeued_checkpoint
 from tests.conftest import TINY_DATA_OVERRIDES
 from tests.test_sweeps import leaderboard
 from tests.test_train import PYTHON, read_wandb_summary, run_cli
@@ -124,3 +125,15 @@ def test_torchrun_two_processes_share_one_run_folder(tmp_path, data_dir):
     assert_finished_run(run_dir)
     config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     assert config.trainer.strategy == "ddp" and config.trainer.devices == 2
+
+
+def test_a_requeued_job_without_hpc_checkpoint_continues_from_its_last_checkpoint(tmp_path, monkeypatch):
+    """After a SIGTERM preemption only checkpoints/last.ckpt is in the run folder."""
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"")
+    assert requeued_checkpoint(tmp_path) is None  # a first run starts fresh
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert requeued_checkpoint(tmp_path) == last
+    (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"")  # Lightning resumes from its own checkpoint
+    assert requeued_checkpoint(tmp_path) is None

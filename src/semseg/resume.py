@@ -5,6 +5,8 @@ most recently written `<paths.log_dir>/<task_name>/runs/*/checkpoints/last.ckpt`
 a fresh folder, so `last` has to look at earlier runs; multirun jobs are never picked.
 """
 
+import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -13,6 +15,8 @@ from semseg.checkpoint import read_checkpoint
 from semseg.errors import SemsegError
 from semseg.models.module import CHECKPOINT_KEY
 from semseg.utils.config import flatten
+
+log = logging.getLogger(__name__)
 
 LAST_CHECKPOINT = "last.ckpt"
 # model settings that only shape evaluation, free to change on resume
@@ -36,7 +40,7 @@ def prepare_resume(cfg: DictConfig) -> str | None:
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
     value = cfg.get("ckpt_path")
     if not value:
-        return None
+        return requeued_checkpoint(Path(cfg.paths.output_dir))
     if str(value) == "last":
         return newest_last_checkpoint(Path(cfg.paths.log_dir) / cfg.task_name / "runs")
     path = Path(value)
@@ -46,6 +50,22 @@ def resolve_checkpoint(cfg: DictConfig) -> Path | None:
                 return candidate
         raise SemsegError(f"ckpt_path={path} is a folder without checkpoints/{LAST_CHECKPOINT}; pass a .ckpt file.")
     return path
+
+
+def requeued_checkpoint(run_dir: Path) -> Path | None:
+    """The run folder's own last.ckpt when SLURM has requeued this job into it.
+
+    A requeued job re-runs its command in the same folder. After the requeue signal Lightning
+    resumes from its `hpc_ckpt_*.ckpt` by itself; after a preemption by SIGTERM, or a node failure,
+    only `checkpoints/last.ckpt` is there, and this continues from it.
+    """
+    last = run_dir / "checkpoints" / LAST_CHECKPOINT
+    if int(os.environ.get("SLURM_RESTART_COUNT") or 0) == 0 or any(run_dir.glob("hpc_ckpt_*.ckpt")):
+        return None
+    if last.is_file():
+        log.info("SLURM requeued this job: resuming from %s", last)
+        return last
+    return None
 
 
 def newest_last_checkpoint(runs: Path) -> Path:
