@@ -1,7 +1,9 @@
-"""Test-only callbacks that disturb a real training run at a chosen global step."""
+"""Test-only callbacks: disturb a real training run at a chosen global step, or record what each rank runs."""
 
+import json
 import os
 import signal
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -27,3 +29,17 @@ class PoisonBatch(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             batch["image"].fill_(torch.nan)
+
+
+class RankProbe(L.Callback):
+    """Writes rank<N>.json into the run folder: what this process trains with, once training starts."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "lr": trainer.optimizers[0].param_groups[0]["lr"],
+            "decoder": type(pl_module.net.decoder).__name__,
+        }
+        out = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
+        out.write_text(json.dumps(record))

@@ -91,10 +91,11 @@ def test_eval_on_two_processes_matches_one_process_exactly(ddp_run, make_cfg, od
 
 
 def test_multirun_with_ddp_runs_each_job_once_with_its_parameters_on_every_rank(tmp_path, odd_data):
-    helpers = os.pathsep.join(filter(None, [str(REPO / "tests" / "helpers"), os.environ.get("PYTHONPATH")]))
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     result = cli("semseg.train", tmp_path, odd_data, "trainer=ddp_cpu", "trainer.max_epochs=1",
-                 "test=false", "model/scheduler=constant", "model.optimizer.lr=0.01,0.001", "+callbacks.rank_probe._target_=rank_probe.RankProbe",
-                 env={"PYTHONPATH": helpers}, multirun=True)
+                 "test=false", "model/scheduler=constant", "model.optimizer.lr=0.01,0.001",
+                 "+callbacks.rank_probe._target_=tests.run_helpers.RankProbe",
+                 env={"PYTHONPATH": pythonpath}, multirun=True)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
     jobs = sorted(p for p in sweep_dir.iterdir() if p.is_dir())
