@@ -20,11 +20,9 @@ from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
+from semseg.bench.loop import train_step, val_miou
 from semseg.bench.timing import alternate, markdown_table, median, section
-from semseg.data.palette import IGNORE_INDEX
-from semseg.models.metrics import SegmentationScores
 from semseg.train import train
 from semseg.utils.config import compose_config, instantiate
 
@@ -73,7 +71,6 @@ def plain_loop(cfg) -> dict:
     optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
     epochs, steps = cfg.trainer.max_epochs, cfg.trainer.limit_train_batches
     scheduler = instantiate(cfg.model.scheduler)(optimizer, total_steps=epochs * steps)
-    scores = SegmentationScores(datamodule.num_classes)
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
     stamps = []
     for _ in range(epochs):
@@ -81,17 +78,8 @@ def plain_loop(cfg) -> dict:
         stamps.append([])
         for _, batch in zip(range(steps), train_loader):
             stamps[-1].append(time.perf_counter())
-            loss = F.cross_entropy(net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-        net.eval()
-        with torch.no_grad():
-            for batch in val_loader:
-                scores.update(net(batch["image"]).argmax(1), batch["mask"])
-        scores.compute()
-        scores.reset()
+            train_step(net, optimizer, batch, scheduler)
+        val_miou(net, val_loader, datamodule.num_classes)
     return {"start-up": stamps[0][0] - started, "total": time.perf_counter() - started, "epochs": stamps}
 
 

@@ -11,11 +11,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from semseg.bench.loop import train_step, val_miou
 from semseg.bench.timing import alternate, count_flops, markdown_table, median, section, seconds
-from semseg.data.palette import IGNORE_INDEX
-from semseg.models.metrics import SegmentationScores
 from semseg.utils.config import compose_config, instantiate
 
 ENCODER = "resnet18"
@@ -58,25 +56,8 @@ def trainer_side(net, cfg, batches: SharedBatches, total_steps: int):
     scheduler = instantiate(cfg.model.scheduler)(optimizer, total_steps=total_steps)
     step_index = iter(range(total_steps))
 
-    def step() -> None:
-        batch = batches[next(step_index)]
-        loss = F.cross_entropy(net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-
     net.train()
-    return lambda: seconds(step)
-
-
-@torch.no_grad()
-def val_miou(net, loader, num_classes: int) -> float:
-    scores = SegmentationScores(num_classes)
-    net.eval()
-    for batch in loader:
-        scores.update(net(batch["image"]).argmax(1), batch["mask"])
-    return float(scores.compute()["mIoU"])
+    return lambda: seconds(lambda: train_step(net, optimizer, batches[next(step_index)], scheduler))
 
 
 def measure_peer(steps: int = 40, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",)) -> dict:

@@ -18,13 +18,13 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import default_collate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from semseg.bench.loop import train_step
 from semseg.bench.timing import alternate, markdown_table, median, section, seconds
 from semseg.callbacks.figures import IMAGENET_MEAN, IMAGENET_STD
 from semseg.data.palette import IGNORE_INDEX, save_palette_png
@@ -174,14 +174,8 @@ def training_steps(module, batch: dict, steps: int) -> Callable:
     net = module.net.train()
     optimizer = module.optimizer_factory(params=net.parameters())
 
-    def step() -> None:
-        loss = F.cross_entropy(net(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    step()  # warm-up
-    return lambda: [seconds(step) / len(batch["image"]) for _ in range(steps)]
+    train_step(net, optimizer, batch)  # warm-up
+    return lambda: [seconds(lambda: train_step(net, optimizer, batch)) / len(batch["image"]) for _ in range(steps)]
 
 
 def stage_costs(pipelines: dict[str, list], dataset, count: int) -> dict[str, dict[str, float]]:
