@@ -5,6 +5,7 @@
 """
 
 import argparse
+import os
 import platform
 import resource
 import time
@@ -37,11 +38,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output", type=Path, help="report file (default bench/results/suite.md, or <parts>.md)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="sliding_window sizes")
     parser.add_argument("--repeats", type=int, default=3, help="sliding_window: timed runs per method and size")
-    parser.add_argument("--naive-max-pixels", type=int, default=65536,
+    parser.add_argument("--naive-max-pixels", type=int, default=16384,
                         help="sliding_window: above this many pixels, naive is timed on a strip of rows and scaled")
-    parser.add_argument("--peer-steps", type=int, default=40, help="peer: training steps per model")
+    parser.add_argument("--peer-steps", type=int, default=30, help="peer: training steps per model")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     sections = []
     for name in args.only:
         part_started = time.perf_counter()
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> str:
         print(sections[-1] + f"\n\n({name}: {time.perf_counter() - part_started:.0f} s)\n", flush=True)
     whole = "all" if args.only == list(PARTS) else "-".join(args.only)
     footer = (f"Machine: {machine()}. Suite wall time: {time.perf_counter() - started:.0f} s; this process peaked "
-              f"at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB.")
+              f"at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB. Load average (1 min) "
+              f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores).")
     report = "\n\n".join([f"# semseg benchmarks ({whole})", *sections, footer])
     path = write_report(report, args.output or RESULTS / ("suite.md" if whole == "all" else f"{whole}.md"))
     print(footer + f"\nwritten to {path}")

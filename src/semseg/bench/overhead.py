@@ -116,7 +116,7 @@ def measure_overhead(rounds: int = 3, epochs: int = 2, steps: int = 25, warmup: 
     return results
 
 
-def report(rounds: int = 3, epochs: int = 2, steps: int = 25, warmup: int = 2) -> str:
+def report(rounds: int = 2, epochs: int = 2, steps: int = 25, warmup: int = 2) -> str:
     results = measure_overhead(rounds, epochs, steps, warmup)
     plain, ours = ({key: median(values) for key, values in results[side].items()} for side in ("plain", "semseg"))
     rows = [

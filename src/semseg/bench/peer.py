@@ -60,7 +60,7 @@ def trainer_side(net, cfg, batches: SharedBatches, total_steps: int):
     return lambda: seconds(lambda: train_step(net, optimizer, batches[next(step_index)], scheduler))
 
 
-def measure_peer(steps: int = 40, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",)) -> dict:
+def measure_peer(steps: int = 30, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",)) -> dict:
     """Per net: median step seconds, images/s, val mIoU after `steps`, parameters, GFLOPs per image."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config("train.yaml", [f"model/encoder={encoder}", f"paths.log_dir={tmp}",
@@ -85,7 +85,7 @@ def measure_peer(steps: int = 40, encoder: str = ENCODER, overrides: list[str] =
                                                   "encoder": encoder}}
 
 
-def report(steps: int = 40, encoder: str = ENCODER) -> str:
+def report(steps: int = 30, encoder: str = ENCODER) -> str:
     result = measure_peer(steps, encoder)
     setup = result.pop("setup")
     rows = [[name, f"{r['params'] / 1e6:.2f} M", f"{r['gflops']:.2f}", f"{r['step'] * 1e3:.0f} ms",

@@ -198,7 +198,7 @@ def stage_costs(pipelines: dict[str, list], dataset, count: int) -> dict[str, di
             for name, stages in costs.items()}
 
 
-def measure_pipeline(count: int = 64, crop: int = 320, rounds: int = 5, steps: int = 1,
+def measure_pipeline(count: int = 48, crop: int = 320, rounds: int = 4, steps: int = 1,
                      overrides: list[str] = ()) -> dict:
     """Loader throughput (both libraries), training consumption, stage costs and the geometry check."""
     with tempfile.TemporaryDirectory() as tmp:
