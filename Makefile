@@ -3,10 +3,11 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
-# `make bench BENCH_ARGS="--sizes 128 256 --repeats 5"`
-BENCH_ARGS ?= --rss
+# `make bench BENCH_ARGS="--only overhead pipeline"`; parts: sliding_window overhead pipeline peer memory growth
+BENCH_ARGS ?=
 
 .PHONY: help install train eval predict sweep bench test test-slow test-all clean-logs
 
@@ -33,7 +34,11 @@ sweep: $(INSTALLED) ## a small grid multirun on the default data, with a leaderb
 predict: $(INSTALLED) ## segment images: make predict ckpt_path=... input=<image|folder|glob> output=<folder>
 	$(PYTHON) -m semseg.predict $(OVERRIDES)
 
-bench: $(INSTALLED) ## time naive vs dense sliding window, FCN-8s and U-Net (a few minutes on a CPU)
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PYTHON) -m pip install -c requirements/constraints.txt -e ".[bench]"
+	touch $(BENCH_INSTALLED)
+
+bench: $(BENCH_INSTALLED) ## the benchmark suite, report in bench/results/ (about 15 minutes on 2 CPU cores)
 	$(PYTHON) -m semseg.bench $(BENCH_ARGS)
 
 test: $(INSTALLED) ## the fast test suite (pytest exit 5, no tests collected, counts as success)

@@ -1,6 +1,6 @@
 """Measure what FCN saved: naive vs dense sliding window, FCN-8s and U-Net on the same images.
 
-    python -m semseg.bench [--sizes 128 256 512] [--repeats 3] [--naive-max-pixels 65536] [--rss]
+    python -m semseg.bench --only sliding_window [--sizes 128 256 512] [--repeats 3] [--naive-max-pixels 65536]
 
 Every method runs in one process on the same random images, with random weights (cost does not
 depend on the weights), in eval mode without gradients. Times are medians over `--repeats` runs
@@ -8,27 +8,14 @@ after one warm-up; FLOPs come from `torch.utils.flop_counter.FlopCounterMode` (o
 counts as 2 FLOPs). Naive inference costs the same for every pixel, so above `--naive-max-pixels`
 it is timed on a strip of whole rows and scaled to the image (the table marks those entries), and
 its FLOPs are counted on a 32-row strip and scaled (exact, since every pixel costs the same).
-`--rss` also reports the peak resident memory of `semseg.predict` on a 2048×1024 image.
 """
 
-import argparse
-import resource
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-from PIL import Image
-from torch.utils.flop_counter import FlopCounterMode
 
-from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from semseg.bench.timing import count_flops, median_seconds, section
 from semseg.utils.config import CONFIG_DIR, instantiate
 
 METHODS = ("naive", "dense", "fcn8s", "unet")
@@ -54,23 +41,6 @@ def build_nets(seed: int = 0) -> dict[str, torch.nn.Module]:
         "fcn8s": instantiate(model_config("fcn8s").net).eval(),
         "unet": instantiate(model_config("unet").net).eval(),
     }
-
-
-def median_seconds(run: Callable[[], object], repeats: int, warmup: Callable[[], object] | None = None) -> float:
-    """Median wall time of `repeats` calls, after one warm-up call (of `warmup` if given)."""
-    (warmup or run)()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def count_flops(run: Callable[[], object]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        run()
-    return counter.get_total_flops()
 
 
 def inference_run(net: torch.nn.Module, rows: int, cols: int) -> Callable[[], torch.Tensor]:
@@ -151,79 +121,10 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_random_checkpoint(path: Path, model: str = "unet") -> Path:
-    """A checkpoint in semseg.train's format with random weights, for memory measurements."""
-    cfg = model_config(model)
-    module = instantiate(cfg)
-    checkpoint = {
-        "state_dict": module.state_dict(),
-        CHECKPOINT_KEY: {
-            "format": CHECKPOINT_FORMAT,
-            "class_names": list(cfg.class_names),
-            "model_config": OmegaConf.to_container(cfg, resolve=True),
-        },
-    }
-    torch.save(checkpoint, path)
-    return path
-
-
-PEAK_RSS = """
-import resource, runpy, sys
-sys.argv = ["semseg.predict", *sys.argv[1:]]
-try:
-    runpy.run_module("semseg.predict", run_name="__main__")
-finally:
-    print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-"""
-
-
-def predict_peak_rss(overrides: list[str]) -> float:
-    """Peak resident memory (MiB) of one `semseg.predict` process run with `overrides`."""
-    # Linux carries a process's peak RSS over fork + exec, so a child started straight from this
-    # large process would report at least our own peak; a shell in between starts it afresh.
-    command = ["sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", PEAK_RSS, *overrides]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    kilobytes = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_KB"))
-    return int(kilobytes) / 1024
-
-
-def measure_predict_memory(width: int = 2048, height: int = 1024) -> dict[str, float]:
-    """Peak RSS (MiB) of predict (U-Net) on one width×height image: whole-image vs slide inference,
-    next to the same process on a 64×64 image (the cost of Python, torch and the model)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(tmp / "big.png")
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp / "small.png")
-        ckpt = write_random_checkpoint(tmp / "unet.ckpt")
-        base = [f"ckpt_path={ckpt}", f"output={tmp / 'out'}", f"paths.log_dir={tmp / 'logs'}"]
-        big = [*base, f"input={tmp / 'big.png'}"]
-        return {
-            "64×64 image (baseline)": predict_peak_rss([*base, f"input={tmp / 'small.png'}"]),
-            f"{width}×{height}, whole image": predict_peak_rss(big),
-            f"{width}×{height}, slide 512/341, 4 windows per batch (default)": predict_peak_rss([*big, "inference=slide"]),
-            f"{width}×{height}, slide 512/341, 1 window per batch": predict_peak_rss(
-                [*big, "inference=slide", "inference.batch_size=1"]),
-        }
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per method and size (median)")
-    parser.add_argument("--naive-max-pixels", type=int, default=65536,
-                        help="above this many pixels, naive is timed on a strip of rows and scaled")
-    parser.add_argument("--rss", action="store_true", help="also measure predict's peak RSS on 2048×1024")
-    args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    started = time.perf_counter()
-    print(format_table(run_benchmark(args.sizes, args.repeats, args.naive_max_pixels)))
-    if args.rss:
-        for mode, mib in measure_predict_memory().items():
-            print(f"peak RSS of semseg.predict, {mode}: {mib:.0f} MiB")
-    print(f"benchmark took {time.perf_counter() - started:.0f} s "
-          f"(this process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
-
-
-if __name__ == "__main__":
-    main()
+def report(sizes=(128, 256, 512), repeats: int = 3, naive_max_pixels: int = 65536) -> str:
+    """The suite's section: the table of `run_benchmark`, with how it was measured."""
+    table = format_table(run_benchmark(sizes, repeats, naive_max_pixels))
+    return section("Sliding window vs FCN: inference cost", table, [
+        f"Inference of one image, eval mode, no gradients, random weights: median of {repeats} runs "
+        "after one warm-up (naive: one run). GFLOPs from `torch.utils.flop_counter` "
+        "(a multiply-add counts as 2). FCN-8s and U-Net use the `tiny_resnet` encoder."])
