@@ -79,11 +79,12 @@ class SegmentationModule(L.LightningModule):
         Every process takes part in the decision, so under DDP all of them stop together.
         """
         finite = bool(torch.isfinite(loss))
-        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+        trainer = self._trainer  # None when driven by hand, as the benchmarks do
+        if finite if trainer is None else trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
         where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
         value = f"is {loss.item()}" if not finite else "is not finite in another process"
-        checkpoint = self.trainer.checkpoint_callback
+        checkpoint = trainer.checkpoint_callback if trainer is not None else None
         kept = f" in {checkpoint.dirpath}" if checkpoint is not None and checkpoint.dirpath else ""
         raise SemsegError(
             f"train/loss {value} at {where}; training stopped before this step's update, so the "
