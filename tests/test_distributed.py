@@ -150,3 +150,9 @@ def test_channels_last_trains_and_converts_the_network(make_cfg):
     trainer.fit(model, datamodule=datamodule)
     weights = [p for p in model.parameters() if p.dim() == 4]
     assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
+def test_ddp_takes_its_node_count_from_slurm_as_a_number(make_cfg, monkeypatch):
+    assert make_cfg(["trainer=ddp"]).trainer.num_nodes == 1
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    assert make_cfg(["trainer=ddp"]).trainer.num_nodes == 2  # an int, as the Trainer requires
