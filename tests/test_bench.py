@@ -82,4 +82,4 @@ def test_peer_nets_share_the_encoder(make_cfg):
 
     nets = build_nets(make_cfg(["model/encoder=resnet18"]), seed=0)
     images = torch.randn(1, 3, 64, 64)
-    assert [net(images).shape for net in nets.values()] == [(1, 5, 64, 64)] * 2
+    assert [net(images).shape for net in nets.values()] == [(1, 5, 64, 64)] * 3

@@ -17,18 +17,24 @@ from semseg.bench.timing import alternate, count_flops, markdown_table, median, 
 from semseg.utils.config import compose_config, instantiate
 
 ENCODER = "resnet18"
+# smp's default decoder widths (256, 128, 64, 32 from /16 up to /2) in semseg's shallowest-first
+# order; the deepest entry is unused (that level is the decoder's input)
+SMP_WIDTHS = [32, 64, 128, 256, 512]
 
 
 def build_nets(cfg, seed: int) -> dict[str, torch.nn.Module]:
-    """semseg's U-Net (config `model=unet model/encoder=<timm name>`) and smp's Unet on timm's encoder."""
+    """semseg's U-Net (config `model=unet model/encoder=<timm name>`), the same with smp's decoder
+    widths (`model.net.decoder.decoder_channels`), and smp's Unet on timm's encoder."""
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(seed)
     ours = instantiate(cfg.model.net)
     torch.manual_seed(seed)
+    narrow = instantiate(cfg.model.net, decoder={"decoder_channels": SMP_WIDTHS})
+    torch.manual_seed(seed)
     theirs = smp.Unet(encoder_name=f"tu-{cfg.model.net.encoder.name}", encoder_weights=None,
                       classes=cfg.data.num_classes)
-    return {"semseg U-Net": ours, "smp Unet": theirs}
+    return {"semseg U-Net": ours, "semseg U-Net, smp's decoder widths": narrow, "smp Unet": theirs}
 
 
 class SharedBatches:
@@ -90,10 +96,12 @@ def report(steps: int = 30, encoder: str = ENCODER) -> str:
     setup = result.pop("setup")
     rows = [[name, f"{r['params'] / 1e6:.2f} M", f"{r['gflops']:.2f}", f"{r['step'] * 1e3:.0f} ms",
              f"{r['images_per_s']:.1f}", f"{r['mIoU']:.3f}"] for name, r in result.items()]
-    ours, theirs = result.values()
-    rows.append(["semseg ÷ smp", f"{ours['params'] / theirs['params']:.2f}", f"{ours['gflops'] / theirs['gflops']:.2f}",
-                 f"{ours['step'] / theirs['step']:.2f}", f"{ours['images_per_s'] / theirs['images_per_s']:.2f}",
-                 f"{ours['mIoU'] / theirs['mIoU']:.2f}"])
+    theirs = result["smp Unet"]
+    for name in ("semseg U-Net", "semseg U-Net, smp's decoder widths"):
+        ours = result[name]
+        rows.append([f"{name} ÷ smp", f"{ours['params'] / theirs['params']:.2f}",
+                     f"{ours['gflops'] / theirs['gflops']:.2f}", f"{ours['step'] / theirs['step']:.2f}",
+                     f"{ours['images_per_s'] / theirs['images_per_s']:.2f}", f"{ours['mIoU'] / theirs['mIoU']:.2f}"])
     table = markdown_table(["model", "parameters", f"GFLOPs per {setup['size']}² image", "train step",
                             "train images/s", f"val mIoU after {setup['steps']} steps"], rows)
     return section(f"Peer model: semseg U-Net vs segmentation_models_pytorch Unet (timm `{setup['encoder']}`)", table, [
@@ -101,6 +109,8 @@ def report(steps: int = 30, encoder: str = ENCODER) -> str:
         f"identical, default synthetic data (128² crops; batch {setup['batch_size']} instead of 16, for time), AdamW lr 0.003 + "
         f"one-cycle over {setup['steps']} steps, trained in lockstep on the same batches (order swapped "
         "every step); step time is the median after the first step; mIoU on the whole val split "
-        "(100 images) with semseg's metric. Decoders keep their defaults: semseg's mirrors the "
-        "encoder's widths (64, 64, 128, 256, 512), smp's is (256, 128, 64, 32, 16) with an extra "
-        "full-resolution stage."])
+        "(100 images) with semseg's metric. Decoder widths: semseg's default mirrors the encoder's "
+        "(64, 64, 128, 256, 512 from /2 to /32), smp's default is (256, 128, 64, 32, 16) from /16 up to "
+        "an extra full-resolution stage; the middle row is semseg's U-Net with "
+        f"`model.net.decoder.decoder_channels={SMP_WIDTHS}`, i.e. smp's widths (its full-resolution "
+        "block keeps 32 channels)."])
