@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -23,6 +22,7 @@ from hydra.experimental.callback import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
+from semseg.utils.atomic import replaced_atomically
 from semseg.utils.run_info import in_multirun
 
 RECORD = "job_result.json"
@@ -58,9 +58,8 @@ class Leaderboard(Callback):
 
 def _replace(path: Path, text: str) -> None:
     """Write a file whole: a reader (or a job finishing at the same time) never sees half of it."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(text, newline="")
-    os.replace(partial, path)
+    with replaced_atomically(path) as file:
+        file.write(text.encode("utf-8"))
 
 
 def _sort_key(record: dict):
