@@ -11,7 +11,6 @@ import logging
 
 import hydra
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from semseg.callbacks.predictions import PredictionWriter
@@ -49,7 +48,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     finally:
         finish_loggers(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
+    write_metrics(cfg.paths.output_dir, metrics)
     return metrics
 
 
@@ -57,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 @report_user_errors
 def main(cfg: DictConfig) -> float:
     if cfg.extras.print_config:
-        rank_zero_only(print_config_tree)(cfg)
+        print_config_tree(cfg)
     metrics = evaluate(cfg)
     log.info("test/mIoU = %s", metrics.get("test/mIoU"))
     return metrics.get("test/mIoU")

@@ -15,7 +15,6 @@ import lightning as L
 import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -104,7 +103,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     finally:
         finish_loggers(trainer)
-    rank_zero_only(write_metrics)(cfg.paths.output_dir, metrics)
+    write_metrics(cfg.paths.output_dir, metrics)
     return metrics
 
 
@@ -129,7 +128,7 @@ def best_score(checkpoint: L.pytorch.callbacks.ModelCheckpoint) -> float | None:
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
     if cfg.extras.print_config:
-        rank_zero_only(print_config_tree)(cfg)
+        print_config_tree(cfg)
     torch.set_float32_matmul_precision("high")
     try:
         metrics = train(cfg)

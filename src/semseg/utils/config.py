@@ -10,6 +10,7 @@ import rich.syntax
 import rich.tree
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.errors import SemsegError
@@ -28,8 +29,9 @@ def instantiate_dict(cfg: DictConfig | None) -> list:
     return [instantiate(entry) for entry in cfg.values() if entry and "_target_" in entry]
 
 
+@rank_zero_only
 def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
-    """Print the resolved config as a rich tree (one branch per top-level group)."""
+    """Print the resolved config as a rich tree (one branch per top-level group); rank 0 only."""
     tree = rich.tree.Tree("CONFIG", guide_style="dim")
     first = ["data", "model", "callbacks", "logger", "trainer", "paths"]
     for key in first + [k for k in cfg if k not in first]:

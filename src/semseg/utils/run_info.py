@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
 from semseg.errors import SemsegError
@@ -55,7 +56,11 @@ def configure_wandb(cfg: DictConfig) -> None:
             cfg.logger.wandb.name = f"{group}-job{hydra_cfg.job.num}"
 
 
+@rank_zero_only
 def write_metrics(output_dir: str | Path, metrics: dict) -> None:
-    """Save a run's final metrics as JSON beside its outputs (read by the sweep leaderboard)."""
+    """Save a run's final metrics as JSON beside its outputs (read by the sweep leaderboard).
+
+    Rank 0 only: every process of a DDP run holds the same synced metrics.
+    """
     path = Path(output_dir) / "metrics.json"
     path.write_text(json.dumps(metrics, indent=2, sort_keys=True, allow_nan=True))
