@@ -38,25 +38,33 @@ def blocks(h: int, w: int, classes: list[int], rng: np.random.Generator, border:
 VOC_TRAIN = ["2007_000032", "2007_000039", "2008_000002", "2008_000003"]
 VOC_VAL = ["2007_000033", "2009_000001", "2009_000002"]
 SBD_ONLY = ["2008_000100", "2008_000101", "2010_000200"]
+# (height, width) in turn, like VOC's 375x500, 500x375 and 333x500 scaled down: portrait and landscape
+VOC_SIZES = [(52, 40), (40, 52), (36, 52)]
 
 
-def make_voc(root: Path, seed: int = 0, size: tuple[int, int] = (40, 52)) -> Path:
-    """`root/VOCdevkit/VOC2012` with train/val/trainval lists, JPEGs and bordered palette masks."""
+def voc_size(image_id: str) -> tuple[int, int]:
+    """The size of a fixture image (and of its masks, VOC's and SBD's)."""
+    return VOC_SIZES[(VOC_TRAIN + VOC_VAL + SBD_ONLY).index(image_id) % len(VOC_SIZES)]
+
+
+def make_voc(root: Path, seed: int = 0) -> Path:
+    """`root/VOCdevkit/VOC2012` with train/val/trainval lists, JPEGs of several sizes and bordered palette masks."""
     rng = np.random.default_rng(seed)
     voc = root / "VOCdevkit" / "VOC2012"
     splits = {"train": VOC_TRAIN, "val": VOC_VAL, "trainval": VOC_TRAIN + VOC_VAL}
     for image_id in VOC_TRAIN + VOC_VAL + SBD_ONLY:  # VOC ships every SBD image in JPEGImages
-        write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg", *size, rng)
+        write_jpeg(voc / "JPEGImages" / f"{image_id}.jpg", *voc_size(image_id), rng)
     for image_id in VOC_TRAIN + VOC_VAL:
         classes = [0, *rng.choice(np.arange(1, 21), size=2, replace=False).tolist()]
-        write_png(voc / "SegmentationClass" / f"{image_id}.png", blocks(*size, classes, rng, border=True))
+        mask = blocks(*voc_size(image_id), classes, rng, border=True)
+        write_png(voc / "SegmentationClass" / f"{image_id}.png", mask)
     (voc / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)
     for split, ids in splits.items():
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
     return root
 
 
-def make_sbd(root: Path, seed: int = 1, size: tuple[int, int] = (40, 52)) -> Path:
+def make_sbd(root: Path, seed: int = 1) -> Path:
     """`root/benchmark_RELEASE/dataset` with train/val lists and `cls/<id>.mat` (GTcls.Segmentation).
 
     SBD's lists overlap VOC's: one VOC val id and one VOC train id are in them too.
@@ -67,7 +75,7 @@ def make_sbd(root: Path, seed: int = 1, size: tuple[int, int] = (40, 52)) -> Pat
     lists = {"train": SBD_ONLY[:2] + VOC_VAL[:1], "val": SBD_ONLY[2:] + VOC_TRAIN[:1]}
     for ids in lists.values():
         for image_id in ids:
-            segmentation = blocks(*size, [0, int(rng.integers(1, 21))], rng, border=False)
+            segmentation = blocks(*voc_size(image_id), [0, int(rng.integers(1, 21))], rng, border=False)
             gtcls = {"Segmentation": segmentation, "Boundaries": np.zeros((20, 1)),
                      "CategoriesPresent": np.unique(segmentation)[1:].astype(np.uint8)}
             scipy.io.savemat(sbd / "cls" / f"{image_id}.mat", {"GTcls": gtcls})
@@ -79,8 +87,11 @@ def make_sbd(root: Path, seed: int = 1, size: tuple[int, int] = (40, 52)) -> Pat
 CITIES = {"train": ["aachen", "bochum"], "val": ["frankfurt"]}
 
 
-def make_cityscapes(root: Path, seed: int = 2, size: tuple[int, int] = (32, 64), train_ids: bool = False) -> Path:
-    """`leftImg8bit/` and `gtFine/` with two frames per city and raw labelIds 0..33.
+CITYSCAPES_SIZES = [(32, 64), (40, 56)]  # frame 0, frame 1
+
+
+def make_cityscapes(root: Path, seed: int = 2, train_ids: bool = False) -> Path:
+    """`leftImg8bit/` and `gtFine/` with two frames per city (of two sizes) and raw labelIds 0..33.
 
     Every mask holds ignored ids (0..6 and others) next to evaluated ones; with `train_ids`
     the ready `_gtFine_labelTrainIds.png` files are written instead of `_gtFine_labelIds.png`.
@@ -90,7 +101,7 @@ def make_cityscapes(root: Path, seed: int = 2, size: tuple[int, int] = (32, 64),
     rng = np.random.default_rng(seed)
     for split, cities in CITIES.items():
         for city in cities:
-            for frame in range(2):
+            for frame, size in enumerate(CITYSCAPES_SIZES):
                 name = f"{city}_{frame:06d}_{19 + frame:06d}"
                 image = root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png"
                 image.parent.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ def test_unknown_label_id_wrong_size_and_corrupt_image(cs_copy):
     dataset = CityscapesSegmentation(cs_copy, "train")
     with pytest.raises(SemsegError, match=r"aachen_000000_000019_gtFine_labelIds.png holds labelIds \[40\] .*valid: 0..33"):
         dataset[0]
-    with pytest.raises(SemsegError, match=r"is 64x32 but its mask .*aachen_000001_000020_gtFine_labelIds.png is 64x30"):
+    with pytest.raises(SemsegError, match=r"is 56x40 but its mask .*aachen_000001_000020_gtFine_labelIds.png is 64x30"):
         dataset[1]
     with pytest.raises(SemsegError, match=r"cannot read image .*bochum_000000_000019_leftImg8bit.png"):
         dataset[2]

@@ -16,13 +16,12 @@ from semseg.distributed import check_devices, scale_learning_rate
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
 from semseg.train import build
-from tests.conftest import REPO
+from tests.conftest import MIXED_SIZES, REPO, prepare_overrides
 from tests.test_train import PYTHON, read_wandb_summary, run_cli
 
 # 7 images in val and test: two processes cannot split them evenly
-ODD_DATA = dict(image_size=64, num_train=16, num_val=7, num_test=7)
-COMMON = ["data.num_workers=0", "data.batch_size=4", "extras.print_config=false",
-          *[f"data.prepare.{key}={value}" for key, value in ODD_DATA.items()]]
+ODD_DATA = dict(image_size=64, num_train=16, num_val=7, num_test=7, sizes=MIXED_SIZES)
+COMMON = ["data.num_workers=0", "data.batch_size=4", "extras.print_config=false", *prepare_overrides(ODD_DATA)]
 
 
 @pytest.fixture(scope="module")

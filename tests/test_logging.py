@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+import numpy as np
 from PIL import Image
 
+from semseg.data.palette import colorize
 from semseg.errors import SemsegError
 from semseg.train import train
 from tests.test_train import PYTHON, SHORT_RUN, read_wandb_summary, run_cli
@@ -40,8 +42,15 @@ def test_pictures_are_saved_as_files_for_every_logger(make_cfg):
     cfg = make_cfg([*SHORT_RUN, "logger=tensorboard"])
     train(cfg)
     folder = Path(cfg.paths.output_dir) / "validation"
-    with Image.open(folder / "epoch_001_predictions.png") as panel:
-        assert panel.size == (3 * 64, 4 * 64)  # image | truth | prediction, 4 images
+    with Image.open(folder / "epoch_001_predictions.png") as picture:
+        panel = np.array(picture.convert("RGB"))
+    # image | truth | prediction for val images 0, 2, 3 and 5 of 6 (spread over the split), of
+    # sizes 48x80, 64x64, 48x80, 64x64 (h x w): each row scaled to 64 pixels high, the 48x80
+    # ones to 64x107, so the widest row is 3 x 107; the class legend below
+    assert panel.shape[1] == round(3 * 80 * 64 / 48) and panel.shape[0] > 4 * 64
+    legend = panel[4 * 64 :].reshape(-1, 3)
+    for colour in colorize(np.arange(len(cfg.data.class_names))):
+        assert (legend == colour).all(1).any(), f"colour {colour} missing from the legend"
     assert (folder / "epoch_001_confusion.png").is_file()
     rows = (folder / "epoch_001_iou.csv").read_text().splitlines()
     assert rows[0] == "class,IoU,pixels" and len(rows) == 1 + len(cfg.data.class_names)

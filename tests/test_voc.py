@@ -112,7 +112,7 @@ def test_bad_mask_value_size_and_corrupt_files_are_named(voc_copy):
     dataset = VOCSegmentation(voc_copy, "val")
     with pytest.raises(SemsegError, match=rf"{VOC_VAL[0]}.png holds values \[21\] that are neither a class index \(0..20\)"):
         dataset[0]
-    with pytest.raises(SemsegError, match=rf"{VOC_VAL[1]}.jpg is 52x40 but its mask .* is 50x40"):
+    with pytest.raises(SemsegError, match=rf"{VOC_VAL[1]}.jpg is 52x36 but its mask .* is 50x40"):
         dataset[1]
     with pytest.raises(SemsegError, match=rf"cannot read image .*{VOC_VAL[2]}.jpg"):
         dataset[2]

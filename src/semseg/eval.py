@@ -11,10 +11,11 @@ import logging
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
 
 from semseg.callbacks.predictions import PredictionWriter
-from semseg.checkpoint import load_model
+from semseg.checkpoint import load_model, stored_normalization
 from semseg.distributed import check_devices
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
@@ -24,10 +25,26 @@ from semseg.utils.run_info import configure_wandb, write_metrics
 log = logging.getLogger("semseg.eval")
 
 
+def use_trained_normalization(cfg: DictConfig, meta: dict) -> None:
+    """Normalise the data as the checkpoint's model was trained, unless data.mean / data.std are
+    given on the command line (the data config's own default follows an encoder it does not know)."""
+    given = set()
+    if HydraConfig.initialized():
+        given = {override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task}
+    stored = stored_normalization(meta)
+    with open_dict(cfg):
+        for key in ("mean", "std"):
+            if f"data.{key}" in given:
+                log.warning("data.%s=%s given: the checkpoint was trained with %s", key, cfg.data[key], stored[key])
+            else:
+                cfg.data[key] = stored[key]
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
     check_devices(cfg.trainer)
     model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
+    use_trained_normalization(cfg, meta)
     configure_wandb(cfg)
     datamodule = instantiate(cfg.data)
     if datamodule.class_names != list(meta["class_names"]):

@@ -4,78 +4,132 @@
     python -m semseg.predict ... inference=slide inference.crop_size=512 inference.stride=341
 
 Images of any size are accepted (grayscale and RGBA are converted to RGB); slide inference keeps
-memory bounded on large ones.
+memory bounded on large ones. Images are normalised as in training (stored in the checkpoint).
+Outputs mirror the input's relative paths and never replace an input file.
 """
 
 import glob
 import logging
 from pathlib import Path
 
+import albumentations as A
 import hydra
 import numpy as np
 import torch
+from albumentations.pytorch import ToTensorV2
 from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
-from semseg.checkpoint import load_model
+from semseg.checkpoint import load_model, stored_normalization
+from semseg.data.io import IMAGE_SUFFIXES, read_image
 from semseg.data.palette import colorize, save_palette_png
-from semseg.data.pairs import read_image
 from semseg.errors import SemsegError
 from semseg.utils.config import CONFIG_DIR, instantiate, print_config_tree, report_user_errors
 
 log = logging.getLogger("semseg.predict")
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+def _glob_base(pattern: Path) -> Path:
+    """The folder a glob pattern starts from: its leading parts without wildcards."""
+    parts = []
+    for part in pattern.parts:
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
 
 
-def find_images(spec: str) -> list[Path]:
-    """The image files named by `spec`: one file, the images of a folder, or a glob pattern."""
+def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Path]:
+    """The image files named by `spec` (one file, the images of a folder and its subfolders, or a
+    glob pattern), and the folder their output paths are relative to. Files under `exclude`
+    (the output folder) are left out, so earlier predictions are never read as inputs."""
     path = Path(spec).expanduser()
     if path.is_file():
-        return [path]
+        return [path], path.parent
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise SemsegError(
-                f"input folder {path} holds no images (looked for {', '.join(sorted(IMAGE_SUFFIXES))}). "
-                "Point input= at a folder of images, an image file or a glob like 'photos/*.jpg'."
-            )
-        return files
-    files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        base = path
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        base = _glob_base(path)
+    if exclude is not None:
+        files = [f for f in files if not f.resolve().is_relative_to(exclude.resolve())]
+    if not files and path.is_dir():
+        raise SemsegError(
+            f"input folder {path} holds no images (looked for {', '.join(IMAGE_SUFFIXES)} in it and its "
+            "subfolders). Point input= at a folder of images, an image file or a glob like 'photos/*.jpg'."
+        )
     if not files:
         raise SemsegError(
             f"input={spec} matches no file. Pass an image file, a folder of images, or a glob "
             "pattern like 'photos/*.jpg' (quote it in the shell)."
         )
-    return files
+    return files, base
 
 
-def save_prediction(image: np.ndarray, mask: np.ndarray, out_dir: Path, name: str, alpha: float) -> None:
-    """Write `<name>.png` (palette PNG, pixel = class index) and `<name>_overlay.png`."""
-    save_palette_png(mask, out_dir / f"{name}.png")
-    overlay = (1 - alpha) * image + alpha * colorize(mask)
-    Image.fromarray(overlay.round().astype(np.uint8)).save(out_dir / f"{name}_overlay.png")
+def output_names(images: list[Path], base: Path) -> list[Path]:
+    """Each image's output path without suffix, relative to the output folder: its path under
+    `base` without the extension, or with it (`x_jpg`) where two images would share a name."""
+    stems = [image.relative_to(base).with_suffix("") for image in images]
+    taken: dict[Path, int] = {}
+    for stem in stems:
+        taken[stem] = taken.get(stem, 0) + 1
+    names = []
+    for image, stem in zip(images, stems):
+        if taken[stem] > 1:
+            stem = stem.with_name(f"{stem.name}_{image.suffix.lstrip('.').lower()}")
+            log.warning("%s shares its name with another input: its outputs are named %s*.png", image, stem)
+        names.append(stem)
+    return names
+
+
+def refuse_overwriting_inputs(images: list[Path], targets: list[Path]) -> None:
+    inputs = {image.resolve() for image in images}
+    for target in targets:
+        if target.resolve() in inputs:
+            raise SemsegError(
+                f"predicting would overwrite the input image {target}. Choose an output folder apart "
+                "from the images, e.g. output=predictions."
+            )
+
+
+def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: float, palette=None) -> None:
+    """Write `<stem>.png` (palette PNG, pixel = class index) and `<stem>_overlay.png`."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    save_palette_png(mask, stem.with_name(f"{stem.name}.png"), palette)
+    overlay = (1 - alpha) * image + alpha * colorize(mask, palette)
+    Image.fromarray(overlay.round().astype(np.uint8)).save(stem.with_name(f"{stem.name}_overlay.png"))
+
+
+def normalizer(cfg: DictConfig, meta: dict) -> A.Compose:
+    """The checkpoint's input normalisation (explicit `mean` / `std` in the config win)."""
+    stored = stored_normalization(meta)
+    mean = list(cfg.mean) if cfg.get("mean") is not None else stored["mean"]
+    std = list(cfg.std) if cfg.get("std") is not None else stored["std"]
+    return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
 
 
 def predict(cfg: DictConfig) -> list[Path]:
     """Segment every input image; return the paths of the masks written."""
-    images = find_images(str(cfg.input))
+    out_dir = Path(cfg.output)
+    images, base = find_images(str(cfg.input), exclude=out_dir)
+    stems = [out_dir / name for name in output_names(images, base)]
+    refuse_overwriting_inputs(images, [s.with_name(f"{s.name}{end}") for s in stems for end in (".png", "_overlay.png")])
     model, meta = load_model(cfg.ckpt_path)
     model.to(cfg.device)
     inference = instantiate(cfg.inference)
     inference.check(model.net)
-    transform = instantiate(cfg.transform)
-    out_dir = Path(cfg.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    transform = normalizer(cfg, meta)
+    palette = meta.get("palette")
     written = []
-    for path in track(images, description="predicting"):
+    for path, stem in track(list(zip(images, stems)), description="predicting"):
         image = read_image(path)
         batch = transform(image=image)["image"].unsqueeze(0).to(cfg.device)
         with torch.inference_mode():
             mask = inference(model.net, batch).argmax(1)[0].cpu().numpy()
-        save_prediction(image, mask, out_dir, path.stem, cfg.overlay_alpha)
-        written.append(out_dir / f"{path.stem}.png")
+        save_prediction(image, mask, stem, cfg.overlay_alpha, palette)
+        written.append(stem.with_name(f"{stem.name}.png"))
     log.info("wrote %d masks and overlays to %s (classes %s)", len(written), out_dir, meta["class_names"])
     return written
 

@@ -26,8 +26,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from semseg.bench.loop import train_step
 from semseg.bench.timing import alternate, markdown_table, median, section, seconds
-from semseg.callbacks.figures import IMAGENET_MEAN, IMAGENET_STD
-from semseg.data.palette import IGNORE_INDEX, save_palette_png
+from semseg.data.io import IGNORE_INDEX
+from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
+from semseg.data.palette import save_palette_png
 from semseg.data.synthetic import make_sample
 from semseg.data.voc_layout import IMAGE_DIR, MASK_DIR, write_split_lists
 from semseg.utils.config import compose_config, instantiate

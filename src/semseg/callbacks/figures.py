@@ -7,30 +7,78 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from semseg.data.palette import IGNORE_INDEX, colorize  # noqa: E402
+from semseg.data.io import IGNORE_INDEX  # noqa: E402
+from semseg.data.palette import colorize, full_palette  # noqa: E402
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+BACKGROUND = (245, 245, 245)  # letterbox and legend background
+MAX_ROW_HEIGHT = 512
 
 
-def to_display(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+def to_display(image: np.ndarray, mean, std) -> np.ndarray:
     """Undo the input normalisation of a (3, H, W) float image; return (H, W, 3) uint8."""
     pixels = image.transpose(1, 2, 0) * np.asarray(std) + np.asarray(mean)
     return (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
 
 
-def overlay_panel(image: np.ndarray, target: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+def overlay_panel(image: np.ndarray, target: np.ndarray, prediction: np.ndarray, palette=None) -> np.ndarray:
     """Image | ground truth | prediction, the masks blended over the image (ignore shown as is)."""
 
     def blend(mask: np.ndarray) -> np.ndarray:
-        coloured = colorize(mask).astype(np.float32)
+        coloured = colorize(mask, palette).astype(np.float32)
         mixed = 0.5 * image + 0.5 * coloured
         mixed[mask == IGNORE_INDEX] = coloured[mask == IGNORE_INDEX]
         return mixed.astype(np.uint8)
 
     return np.concatenate([image, blend(target), blend(prediction)], axis=1)
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Stack panels of any sizes: each scaled to one height (the tallest, at most 512 pixels),
+    then padded on the right to the widest, so images of mixed sizes and orientations line up."""
+    height = min(max(row.shape[0] for row in rows), MAX_ROW_HEIGHT)
+    scaled = []
+    for row in rows:
+        width = max(1, round(row.shape[1] * height / row.shape[0]))
+        if row.shape[:2] != (height, width):
+            row = np.array(Image.fromarray(row).resize((width, height), Image.Resampling.BILINEAR))
+        scaled.append(row)
+    width = max(row.shape[1] for row in scaled)
+    canvas = np.full((len(scaled) * height, width, 3), BACKGROUND, dtype=np.uint8)
+    for index, row in enumerate(scaled):
+        canvas[index * height : (index + 1) * height, : row.shape[1]] = row
+    return canvas
+
+
+def _font(size: int = 12) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def legend(class_names: list[str], palette, width: int) -> np.ndarray:
+    """A strip `width` pixels wide: a colour swatch and the name of every class (and of ignore),
+    wrapped onto as many lines as needed."""
+    colours = full_palette(palette)
+    entries = [(name, tuple(colours[index])) for index, name in enumerate(class_names)]
+    entries.append(("ignore", tuple(colours[IGNORE_INDEX])))
+    font, swatch, gap, line = _font(), 12, 10, 18
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    places, x, y = [], gap, 4
+    for name, colour in entries:
+        size = swatch + 4 + int(measure.textlength(name, font=font)) + gap
+        if x > gap and x + size > width:
+            x, y = gap, y + line
+        places.append((x, y, name, colour))
+        x += size
+    strip = Image.new("RGB", (width, y + line + 2), BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    for x, y, name, colour in places:
+        draw.rectangle((x, y + 2, x + swatch, y + 2 + swatch), fill=colour, outline=(80, 80, 80))
+        draw.text((x + swatch + 4, y), name, fill=(20, 20, 20), font=font)
+    return np.array(strip)
 
 
 def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> np.ndarray:

@@ -3,7 +3,8 @@
 A dataset with an `export_ids` table (Cityscapes: train id -> labelId) gets grayscale PNGs of
 those ids, named `<item name>.png`, which cityscapesscripts' evalPixelLevelSemanticLabeling
 matches to `<city>_<seq>_<frame>_gtFine_labelIds.png`. Other datasets get palette PNGs of class
-indices with the VOC colour map, the format of VOC's SegmentationClass.
+indices with the data's colours, the format of VOC's SegmentationClass. Every prediction has its
+image's own size; item names with folders (`data=folder`) become subfolders.
 """
 
 from pathlib import Path
@@ -12,7 +13,7 @@ import lightning as L
 import numpy as np
 from PIL import Image
 
-from semseg.data.palette import voc_palette
+from semseg.data.palette import save_palette_png
 
 
 class PredictionWriter(L.Callback):
@@ -26,13 +27,14 @@ class PredictionWriter(L.Callback):
         loaders = trainer.test_dataloaders
         dataset = (loaders[0] if isinstance(loaders, (list, tuple)) else loaders).dataset
         self.export_ids = getattr(dataset, "export_ids", None)
+        self.palette = getattr(trainer.datamodule, "palette", None)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        predictions = outputs.argmax(1).cpu().numpy().astype(np.uint8)
-        for name, prediction in zip(batch["name"], predictions):
+        for name, prediction in zip(batch["name"], outputs):
+            prediction = prediction.cpu().numpy().astype(np.uint8)
+            path = self.output_dir / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
             if self.export_ids is not None:
-                image = Image.fromarray(self.export_ids[prediction], mode="L")
+                Image.fromarray(self.export_ids[prediction], mode="L").save(path)
             else:
-                image = Image.fromarray(prediction, mode="P")
-                image.putpalette(voc_palette().flatten().tolist())
-            image.save(self.output_dir / f"{name}.png")
+                save_palette_png(prediction, path, self.palette)

@@ -13,38 +13,60 @@ import wandb
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
-from semseg.callbacks.figures import IMAGENET_MEAN, IMAGENET_STD, confusion_figure, overlay_panel, to_display
-from semseg.data.palette import IGNORE_INDEX
+from semseg.callbacks.figures import confusion_figure, legend, overlay_panel, stack_rows, to_display
+from semseg.data.io import IGNORE_INDEX
+from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from semseg.models.metrics import scores_from_confusion
+
+
+def spread(count: int, wanted: int) -> list[int]:
+    """`wanted` positions evenly spread over 0..count-1, first and last included."""
+    return sorted({round(i * (count - 1) / max(wanted - 1, 1)) for i in range(min(wanted, count))})
 
 
 class ValidationReport(L.Callback):
     """Args:
     output_dir: where the PNG/CSV files go (the run folder's `validation/`).
-    num_images: how many validation images to show; always the first ones, so epochs compare.
-    mean, std: the input normalisation to undo for display.
+    num_images: how many validation images to show: the same ones every epoch, spread evenly
+        over the split (consecutive frames of a video dataset look alike).
     """
 
-    def __init__(self, output_dir: str, num_images: int = 4, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(self, output_dir: str, num_images: int = 4):
         super().__init__()
         self.output_dir = Path(output_dir)
         self.num_images = num_images
-        self.mean, self.std = mean, std
         self.samples: list[dict] = []
+        self.positions: list[int] = []
+        self.batch_size = 1
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        self.samples = []
+        """Choose the positions, in this process's stream of val images, whose results to show."""
+        self.samples, self.positions = [], []
+        loader = trainer.val_dataloaders
+        loader = loader[0] if isinstance(loader, (list, tuple)) else loader
+        if loader is None or not loader.batch_size:
+            return
+        self.batch_size = loader.batch_size
+        seen = len(loader.sampler)  # under DDP, this process's share
+        batches = trainer.num_val_batches[0] if trainer.num_val_batches else float("inf")
+        if batches != float("inf"):  # limit_val_batches
+            seen = min(seen, int(batches) * self.batch_size)
+        self.positions = spread(seen, self.num_images)
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        missing = self.num_images - len(self.samples)
-        if trainer.sanity_checking or missing <= 0:
+        if trainer.sanity_checking or not self.positions:
             return
-        predictions = outputs.argmax(1)
-        for index in range(min(missing, len(predictions))):
+        datamodule = trainer.datamodule
+        mean = getattr(datamodule, "mean", None) or IMAGENET_MEAN
+        std = getattr(datamodule, "std", None) or IMAGENET_STD
+        for index, prediction in enumerate(outputs):
+            if batch_idx * self.batch_size + index not in self.positions:
+                continue
+            h, w = prediction.shape
             self.samples.append({
-                "image": to_display(batch["image"][index].float().cpu().numpy(), self.mean, self.std),
-                "target": batch["mask"][index].cpu().numpy().astype(np.uint8),
-                "prediction": predictions[index].cpu().numpy().astype(np.uint8),
+                "image": to_display(batch["image"][index, :, :h, :w].float().cpu().numpy(), mean, std),
+                "target": batch["mask"][index, :h, :w].cpu().numpy().astype(np.uint8),
+                "prediction": prediction.cpu().numpy().astype(np.uint8),
                 "name": batch["name"][index],
             })
 
@@ -55,7 +77,11 @@ class ValidationReport(L.Callback):
         confusion = pl_module.last_confusion["val"].numpy()
         iou = scores_from_confusion(pl_module.last_confusion["val"])["IoU"].numpy()
         table = [[name, float(value), int(confusion[c].sum())] for c, (name, value) in enumerate(zip(names, iou))]
-        panels = [overlay_panel(s["image"], s["target"], s["prediction"]) for s in self.samples]
+        palette = getattr(trainer.datamodule, "palette", None)
+        panels = [overlay_panel(s["image"], s["target"], s["prediction"], palette) for s in self.samples]
+        if panels:
+            stacked = stack_rows(panels)
+            panels = [np.concatenate([stacked, legend(names, palette, stacked.shape[1])], axis=0)]
         heatmap = confusion_figure(confusion, names)
         self._save_files(trainer.current_epoch, panels, heatmap, table)
         step = trainer.global_step
@@ -63,15 +89,15 @@ class ValidationReport(L.Callback):
             if isinstance(logger, WandbLogger):
                 self._log_wandb(logger, names, heatmap, table, step)
             elif isinstance(logger, TensorBoardLogger):
-                for index, panel in enumerate(panels):
-                    logger.experiment.add_image(f"val/prediction_{index}", panel, step, dataformats="HWC")
+                for panel in panels:
+                    logger.experiment.add_image("val/predictions", panel, step, dataformats="HWC")
                 logger.experiment.add_image("val/confusion_matrix", heatmap, step, dataformats="HWC")
 
     def _save_files(self, epoch: int, panels: list, heatmap: np.ndarray, table: list) -> None:
         folder = self.output_dir
         folder.mkdir(parents=True, exist_ok=True)
         if panels:
-            Image.fromarray(np.concatenate(panels, axis=0)).save(folder / f"epoch_{epoch:03d}_predictions.png")
+            Image.fromarray(panels[0]).save(folder / f"epoch_{epoch:03d}_predictions.png")
         Image.fromarray(heatmap).save(folder / f"epoch_{epoch:03d}_confusion.png")
         with open(folder / f"epoch_{epoch:03d}_iou.csv", "w", newline="") as file:
             csv.writer(file).writerows([["class", "IoU", "pixels"], *table])

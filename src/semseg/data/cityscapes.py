@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as LABELS
 
-from semseg.data.pairs import ImageMaskDataset, read_index_mask
-from semseg.data.palette import IGNORE_INDEX
+from semseg.data.io import IGNORE_INDEX, read_mask
+from semseg.data.pairs import ImageMaskDataset
 from semseg.errors import SemsegError
 
 _TRAIN_LABELS = sorted((label for label in LABELS if 0 <= label.trainId < IGNORE_INDEX), key=lambda l: l.trainId)
@@ -101,7 +101,7 @@ class CityscapesSegmentation(ImageMaskDataset):
                 raise SemsegError(f"mask {mask} has no image {image}. Restore leftImg8bit/ or remove the mask.")
 
     def read_mask(self, path: Path) -> np.ndarray:
-        values = read_index_mask(path)
+        values = read_mask(path)
         return values if path.name.endswith(TRAIN_ID_SUFFIX) else label_ids_to_train_ids(values, path)
 
 

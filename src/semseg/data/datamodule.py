@@ -3,11 +3,35 @@
 from collections.abc import Callable, Sequence
 
 import lightning as L
+import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from semseg.data.io import IGNORE_INDEX
 
 from semseg.data.resumable import resumable_training_data
 from semseg.errors import SemsegError
+
+
+def pad_collate(items: list[dict]) -> dict:
+    """Batch items of any sizes: images padded with 0 and masks with 255 (ignored) at the bottom and right.
+
+    `size` holds each item's own (H, W), so evaluation can score every image at its own size and
+    no prediction or metric depends on what else is in the batch. Other keys collate as usual.
+    """
+    sizes = torch.tensor([tuple(item["image"].shape[-2:]) for item in items])
+    height, width = sizes.max(0).values.tolist()
+    if (sizes == sizes[0]).all():
+        images = torch.stack([item["image"] for item in items])
+        masks = torch.stack([item["mask"] for item in items])
+    else:
+        images = items[0]["image"].new_zeros(len(items), items[0]["image"].shape[0], height, width)
+        masks = items[0]["mask"].new_full((len(items), height, width), IGNORE_INDEX)
+        for index, (item, (h, w)) in enumerate(zip(items, sizes.tolist())):
+            images[index, :, :h, :w] = item["image"]
+            masks[index, :h, :w] = item["mask"]
+    rest = default_collate([{k: v for k, v in item.items() if k not in ("image", "mask")} for item in items])
+    return {"image": images, "mask": masks, "size": sizes, **rest}
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -16,7 +40,8 @@ class SegmentationDataModule(L.LightningDataModule):
     Args:
         dataset: partial dataset class taking `split=` and `transform=`.
         class_names: one name per class.
-        num_classes: must equal len(class_names); stated in configs so models can refer to it.
+        num_classes: must equal len(class_names) when given; configs derive it from the list
+            (`${len:${data.class_names}}`) so models can refer to it.
         root: the dataset folder (for messages; the dataset factory already knows it).
         splits: the split name to use for each stage, e.g. {train: train, val: val, test: val}.
         prepare: optional callable run once on rank 0 before setup (generate or download data).
@@ -27,14 +52,18 @@ class SegmentationDataModule(L.LightningDataModule):
             their `prepare` callable by interpolation (`download: ${data.download}`).
         crop_size: (height, width) of training crops; transform configs read it as
             `${data.crop_size}`, so one key sets every crop and pad of a pipeline.
+        mean, std: the input normalisation the transform configs apply (`${data.mean}`), kept
+            here for checkpoints (eval and predict reuse it) and to undo it in figures.
+        palette: one RGB colour per class for masks and overlays; None takes the dataset's own
+            (VOC, Cityscapes) or else the VOC colour map.
     """
 
     def __init__(
         self,
         dataset: Callable[..., Dataset],
         class_names: Sequence[str],
-        num_classes: int,
         splits: dict[str, str],
+        num_classes: int | None = None,
         root: str | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
@@ -44,11 +73,14 @@ class SegmentationDataModule(L.LightningDataModule):
         eval_transform: Callable | None = None,
         download: bool = False,
         crop_size: Sequence[int] | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
     ):
         super().__init__()
         self.dataset = dataset
         self.class_names = list(class_names)
-        if num_classes != len(self.class_names):
+        if num_classes is not None and num_classes != len(self.class_names):
             raise SemsegError(
                 f"data.num_classes={num_classes} but data.class_names has {len(self.class_names)} "
                 f"names {self.class_names}; make them agree."
@@ -62,11 +94,28 @@ class SegmentationDataModule(L.LightningDataModule):
         self.download = download
         self.crop_size = tuple(crop_size) if crop_size is not None else None
         self.transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
+        self.mean = [float(v) for v in mean] if mean is not None else None
+        self.std = [float(v) for v in std] if std is not None else None
+        self._palette = [[int(c) for c in colour] for colour in palette] if palette else None
         self.datasets: dict[str, Dataset] = {}
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def palette(self) -> list[list[int]] | None:
+        """The configured class colours, else the dataset's own, else None (the VOC colour map)."""
+        if self._palette is not None:
+            return self._palette
+        for dataset in self.datasets.values():
+            if getattr(dataset, "palette", None) is not None:
+                return [[int(c) for c in colour] for colour in dataset.palette]
+        return None
+
+    def description(self) -> dict:
+        """What inference outside this module needs to reproduce it: classes, normalisation, colours."""
+        return {"class_names": self.class_names, "mean": self.mean, "std": self.std, "palette": self.palette}
 
     def prepare_data(self) -> None:
         if self.prepare is not None:
@@ -126,6 +175,7 @@ class SegmentationDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            collate_fn=pad_collate,
         )
 
     def train_dataloader(self) -> DataLoader:

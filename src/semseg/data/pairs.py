@@ -9,34 +9,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from semseg.data.palette import IGNORE_INDEX
+from semseg.data.io import IGNORE_INDEX, read_image, read_mask, stored_size
 from semseg.errors import SemsegError
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB; grayscale and RGBA are converted."""
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise SemsegError(f"cannot read image {path}: {error}. Replace or remove the file.") from None
-
-
-def read_index_mask(path: Path) -> np.ndarray:
-    """Read a palette or grayscale PNG as an (H, W) uint8 array of pixel values."""
-    try:
-        with Image.open(path) as mask:
-            if mask.mode not in ("P", "L"):
-                raise SemsegError(
-                    f"mask {path} has mode {mask.mode}; masks must be palette ('P') or grayscale "
-                    "('L') PNGs whose pixel values are class indices (255 = ignore)."
-                )
-            return np.array(mask)
-    except (UnidentifiedImageError, OSError) as error:
-        raise SemsegError(f"cannot read mask {path}: {error}. Replace or remove the file.") from None
+def size_mismatch(image_path: Path, image_hw, mask_path: Path, mask_hw) -> str:
+    """The message for an image and mask of different sizes, naming an EXIF rotation if that is why."""
+    message = (
+        f"image {image_path} is {image_hw[1]}x{image_hw[0]} but its mask {mask_path} is "
+        f"{mask_hw[1]}x{mask_hw[0]}; they must match."
+    )
+    if stored_size(image_path) == tuple(mask_hw):
+        message += (
+            " The image's EXIF orientation turns it for display (semseg reads images upright, as "
+            "viewers show them); the mask matches the unturned pixels: rotate the mask, or save the "
+            "image without the EXIF orientation tag."
+        )
+    return message
 
 
 def to_sample(image, mask, name: str) -> dict:
@@ -66,7 +57,7 @@ class ImageMaskDataset(Dataset):
 
     def read_mask(self, path: Path) -> np.ndarray:
         """The (H, W) mask of class indices, 255 = ignore."""
-        return read_index_mask(path)
+        return read_mask(path)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -77,10 +68,7 @@ class ImageMaskDataset(Dataset):
         image = read_image(image_path)
         mask = self.read_mask(mask_path)
         if image.shape[:2] != mask.shape:
-            raise SemsegError(
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask "
-                f"{mask_path} is {mask.shape[1]}x{mask.shape[0]}; they must match."
-            )
+            raise SemsegError(size_mismatch(image_path, image.shape[:2], mask_path, mask.shape))
         invalid = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
         if invalid.any():
             raise SemsegError(

@@ -45,7 +45,11 @@ def seeded_rngs(seed: int) -> Iterator[None]:
 
 
 class SeededSamples(Dataset):
-    """Wraps a dataset so that item `(index, seed)` is sample `index` augmented under `seed`."""
+    """Wraps a dataset so that item `(index, seed)` is sample `index` augmented under `seed`.
+
+    A plain `index` (samplers other than ResumableSampler, e.g. Lightning's for
+    `overfit_batches`) gets the seed of epoch 0, so its augmentation is still reproducible.
+    """
 
     def __init__(self, dataset: Dataset):
         self.dataset = dataset
@@ -53,7 +57,9 @@ class SeededSamples(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        if not isinstance(key, tuple):
+            key = (int(key), sample_seed(int(os.environ.get("PL_GLOBAL_SEED", 0)), 0, int(key)))
         index, seed = key
         transform = getattr(self.dataset, "transform", None)
         if hasattr(transform, "set_random_seed"):  # albumentations keeps its own generators

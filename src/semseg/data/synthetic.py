@@ -16,11 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semseg.data.palette import IGNORE_INDEX, save_palette_png
+from semseg.data.io import IGNORE_INDEX
+from semseg.data.palette import save_palette_png
 from semseg.data.voc_layout import IMAGE_DIR, MASK_DIR, VOCLayoutDataset, write_split_lists
+from semseg.errors import SemsegError
 
 CLASS_NAMES = ("background", "stripes", "checkers", "dots", "crosshatch")
 GENERATOR_VERSION = 1
+STAMP = "generator.json"  # the generator's settings, and its mark on the folders it wrote
 
 
 def _shifted_grid(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -93,17 +96,18 @@ def _paint(canvas: np.ndarray, region: np.ndarray, pattern: np.ndarray, rng) -> 
     canvas[region] = painted[region]
 
 
-def make_sample(size: int, rng: np.random.Generator, max_shapes: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """One (image uint8 (H,W,3), mask uint8 (H,W)) pair."""
+def make_sample(size: int | tuple[int, int], rng: np.random.Generator, max_shapes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """One (image uint8 (H,W,3), mask uint8 (H,W)) pair; `size` is a side or (height, width)."""
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     num_classes = len(CLASS_NAMES)
-    image = np.zeros((size, size, 3), dtype=np.float32)
-    labels = np.zeros((size, size), dtype=np.uint8)
-    everywhere = np.ones((size, size), dtype=bool)
-    _paint(image, everywhere, texture(0, size, size, rng), rng)
+    image = np.zeros((h, w, 3), dtype=np.float32)
+    labels = np.zeros((h, w), dtype=np.uint8)
+    everywhere = np.ones((h, w), dtype=bool)
+    _paint(image, everywhere, texture(0, h, w, rng), rng)
     for _ in range(rng.integers(1, max_shapes + 1)):
         class_index = int(rng.integers(1, num_classes))
-        region = _shape_mask(size, size, rng)
-        _paint(image, region, texture(class_index, size, size, rng), rng)
+        region = _shape_mask(h, w, rng)
+        _paint(image, region, texture(class_index, h, w, rng), rng)
         labels[region] = class_index
     image += rng.normal(0, 6, size=image.shape)
     mask = labels.copy()
@@ -118,35 +122,66 @@ def generate(
     num_train: int = 800,
     num_val: int = 100,
     num_test: int = 100,
+    sizes: list[list[int]] | None = None,
 ) -> Path:
-    """Write the dataset under `root` unless an identical one is already there."""
+    """Write the dataset under `root` unless an identical one is already there.
+
+    `sizes` ([[height, width], ...], used in turn) gives images of several sizes instead of
+    `image_size` squares. Only a folder this generator wrote (its `generator.json` inside) is
+    ever replaced; any other non-empty folder is refused, so a mistyped `data.root` cannot
+    destroy a user's files.
+    """
     root = Path(root)
     settings = dict(
         version=GENERATOR_VERSION, seed=seed, image_size=image_size,
         num_train=num_train, num_val=num_val, num_test=num_test,
     )
-    stamp = root / "generator.json"
+    if sizes:
+        settings["sizes"] = [[int(h), int(w)] for h, w in sizes]
+    stamp = root / STAMP
     if stamp.is_file() and json.loads(stamp.read_text()) == settings:
         return root
-    if root.exists():
-        shutil.rmtree(root)
+    refuse_foreign_folder(root)
     tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
+    if tmp.exists():
+        refuse_foreign_folder(tmp)
+        shutil.rmtree(tmp)
     (tmp / IMAGE_DIR).mkdir(parents=True)
     (tmp / MASK_DIR).mkdir(parents=True)
+    (tmp / STAMP).write_text("{}")  # marks the folder as the generator's while it is written
     rng = np.random.default_rng(seed)
     splits = {"train": num_train, "val": num_val, "test": num_test}
+    shapes = settings.get("sizes") or [[image_size, image_size]]
     ids: dict[str, list[str]] = {}
-    for split, count in splits.items():
-        ids[split] = [f"{split}_{i:05d}" for i in range(count)]
+    count = 0
+    for split, number in splits.items():
+        ids[split] = [f"{split}_{i:05d}" for i in range(number)]
         for image_id in ids[split]:
-            image, mask = make_sample(image_size, rng)
+            image, mask = make_sample(tuple(shapes[count % len(shapes)]), rng)
+            count += 1
             Image.fromarray(image).save(tmp / IMAGE_DIR / f"{image_id}.jpg", quality=95)
             save_palette_png(mask, tmp / MASK_DIR / f"{image_id}.png")
     write_split_lists(tmp, ids)
-    (tmp / "generator.json").write_text(json.dumps(settings, indent=2))
-    tmp.rename(root)  # atomic: a half-written dataset is never mistaken for a finished one
+    (tmp / STAMP).write_text(json.dumps(settings, indent=2))
+    if root.exists():
+        shutil.rmtree(root)  # ours: refuse_foreign_folder let it through
+    tmp.rename(root)  # a half-written dataset is never mistaken for a finished one
     return root
+
+
+def refuse_foreign_folder(folder: Path) -> None:
+    """Refuse to replace a non-empty folder that this generator did not write."""
+    if not folder.exists() or (folder / STAMP).is_file():
+        return
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        return
+    raise SemsegError(
+        f"data.root={folder} already holds files that the synthetic data generator did not write "
+        f"(no {STAMP} there); semseg will not touch them. For your own images and masks use "
+        "data=folder data.root=<that folder>; to generate the synthetic data, point data.root at an "
+        "empty or new folder."
+    )
 
 
 class SyntheticTextures(VOCLayoutDataset):

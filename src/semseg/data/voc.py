@@ -16,7 +16,7 @@ import scipy.io
 
 from semseg.data.download import fetch_archive
 from semseg.data.palette import voc_palette
-from semseg.data.pairs import read_index_mask
+from semseg.data.io import read_mask
 from semseg.data.voc_layout import MASK_DIR, SPLIT_DIR, VOCLayoutDataset, read_id_list, read_split_list
 from semseg.errors import SemsegError
 
@@ -87,7 +87,7 @@ class VOCSegmentation(VOCLayoutDataset):
                          listed_in=listed_in)
 
     def read_mask(self, path: Path) -> np.ndarray:
-        return read_sbd_mask(path) if path.suffix == ".mat" else read_index_mask(path)
+        return read_sbd_mask(path) if path.suffix == ".mat" else read_mask(path)
 
 
 def prepare(root: str | Path, download: bool = False, archives: dict[str, dict] | None = None) -> None:

@@ -19,7 +19,7 @@ def _unknown_model_message(name: str) -> str:
     hint = f" Did you mean one of {close}?" if close else ""
     return (
         f"unknown timm encoder '{name}'.{hint} Any name from timm.list_models() works, "
-        "e.g. model.encoder.name=resnet18."
+        "e.g. model.net.encoder.name=resnet18."
     )
 
 
@@ -48,14 +48,24 @@ class TimmEncoder(nn.Module):
             weights = Path(pretrained).expanduser()
             if not weights.is_file():
                 raise SemsegError(
-                    f"pretrained weights file {weights} not found. Set model.encoder.pretrained to "
+                    f"pretrained weights file {weights} not found. Set model.net.encoder.pretrained to "
                     "an existing file, true (download), or false (random init)."
                 )
             kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
             pretrained = True
         if out_indices is not None:
             kwargs["out_indices"] = tuple(out_indices)
-        self.model = timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
+        try:
+            self.model = timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
+        except RuntimeError as error:  # torch's state-dict mismatch, raised while timm loads a file
+            if "pretrained_cfg_overlay" not in kwargs:
+                raise
+            first = str(error).strip().splitlines()[0:2]
+            raise SemsegError(
+                f"weights file {kwargs['pretrained_cfg_overlay']['file']} does not fit timm model '{name}' "
+                f"({' '.join(first)[:300]}). Pass the weights of '{name}', or the model name they were "
+                "saved from as model.net.encoder.name."
+            ) from None
         self.name = name
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()

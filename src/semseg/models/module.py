@@ -8,12 +8,23 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
-from semseg.data.palette import IGNORE_INDEX
+from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.models.metrics import SegmentationScores
 
 CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
 CHECKPOINT_FORMAT = 1
+
+
+def same_size_groups(batch: dict) -> list[tuple[torch.Tensor, tuple[int, int]]]:
+    """(indices, (H, W)) for each distinct image size in a batch (`size` from the collate, else the batch's)."""
+    sizes = batch.get("size")
+    if sizes is None:
+        return [(torch.arange(len(batch["image"])), tuple(batch["image"].shape[-2:]))]
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in enumerate(sizes.tolist()):
+        groups.setdefault(tuple(size), []).append(index)
+    return [(torch.tensor(indices), size) for size, indices in groups.items()]
 
 
 class SegmentationModule(L.LightningModule):
@@ -53,6 +64,13 @@ class SegmentationModule(L.LightningModule):
         self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         # the last computed confusion matrix per stage, for reporting callbacks
         self.last_confusion: dict[str, torch.Tensor] = {}
+        # the data's normalisation and colours, stored in checkpoints for eval and predict
+        self.data_description: dict = {}
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "description"):  # set up before the module, so its datasets exist
+            self.data_description = datamodule.description()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -91,13 +109,27 @@ class SegmentationModule(L.LightningModule):
             f"checkpoints{kept} keep the last finite weights. Lower model.optimizer.lr, or check the data."
         )
 
-    def _evaluate(self, batch: dict, stage: str) -> torch.Tensor:
-        images = batch["image"]
-        logits = self.inference(self.net, images) if self.inference else self(images)
-        masks = batch["mask"]
-        self.losses[stage].update(self._loss(logits, masks), weight=(masks != IGNORE_INDEX).sum())
-        self.scores[stage].update(logits.argmax(1), masks)
-        return logits
+    def _evaluate(self, batch: dict, stage: str) -> list[torch.Tensor]:
+        """Score every image at its own size; return its (H, W) prediction, in batch order.
+
+        Images of one size run through the network together; a batch mixing sizes (padded by the
+        collate) runs once per size, cropped to it, so the padding never reaches the network and
+        a prediction, and the split's mIoU, do not depend on the batch size.
+        """
+        predictions: list[torch.Tensor | None] = [None] * len(batch["image"])
+        for indices, (h, w) in same_size_groups(batch):
+            everything = len(indices) == len(batch["image"])
+            images = batch["image"][..., :h, :w] if everything else batch["image"][indices, :, :h, :w]
+            masks = batch["mask"][..., :h, :w] if everything else batch["mask"][indices, :h, :w]
+            logits = self.inference(self.net, images) if self.inference else self(images)
+            labelled = (masks != IGNORE_INDEX).sum()
+            if labelled > 0:
+                self.losses[stage].update(self._loss(logits, masks), weight=labelled)
+            labels = logits.argmax(1)
+            self.scores[stage].update(labels, masks)
+            for index, label in zip(indices.tolist(), labels):
+                predictions[index] = label
+        return predictions
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._evaluate(batch, "val")
@@ -132,5 +164,8 @@ class SegmentationModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # update, not replace: callbacks add entries first (semseg.callbacks.run_state)
         checkpoint.setdefault(CHECKPOINT_KEY, {}).update(
-            format=CHECKPOINT_FORMAT, class_names=self.class_names, model_config=self.model_config
+            format=CHECKPOINT_FORMAT,
+            **{key: self.data_description.get(key) for key in ("mean", "std", "palette")},
+            class_names=self.class_names,
+            model_config=self.model_config,
         )

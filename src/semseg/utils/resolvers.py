@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from semseg.data.normalization import encoder_normalization
+
 
 def mixed_precision() -> str:
     """`bf16-mixed` on GPUs that support it, `16-mixed` on older GPUs, `32-true` without a GPU."""
@@ -44,7 +46,19 @@ def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
     return time.strftime(pattern, time.localtime(started))
 
 
+def input_normalization(which: str, encoder_name: str | None = None) -> list[float]:
+    """`mean` or `std` that the encoder's pretrained weights expect (semseg.data.normalization)."""
+    return encoder_normalization(encoder_name)[which]
+
+
 def register() -> None:
-    for name, resolver in {"mixed_precision": mixed_precision, "run_stamp": run_stamp}.items():
+    resolvers = {
+        "mixed_precision": mixed_precision,
+        "run_stamp": run_stamp,
+        "input_normalization": input_normalization,
+        "len": len,  # `num_classes: ${len:${data.class_names}}`
+    }
+    cached = {"mixed_precision", "run_stamp"}  # one value per process
+    for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+            OmegaConf.register_new_resolver(name, resolver, use_cache=name in cached)
