@@ -71,3 +71,39 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path):
 def test_missing_pretrained_file_is_a_clear_error(tmp_path):
     with pytest.raises(SemsegError, match="weights file .*missing.pth not found"):
         TimmEncoder("resnet18", pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_safetensors_weights_load_and_foreign_weights_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    reference = timm.create_model("resnet18", num_classes=0)
+    save_file(reference.state_dict(), tmp_path / "resnet18.safetensors")
+    encoder = TimmEncoder("resnet18", pretrained=str(tmp_path / "resnet18.safetensors"))
+    torch.testing.assert_close(encoder.model.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+    with pytest.raises(SemsegError, match=r"weights file .*resnet18.safetensors does not fit timm model 'resnet34'"):
+        TimmEncoder("resnet34", pretrained=str(tmp_path / "resnet18.safetensors"))
+
+
+@pytest.mark.parametrize("name", ["resnet50", "regnety_016"])
+def test_naming_an_encoder_on_the_default_config_builds_exactly_that_model(make_cfg, name):
+    net = instantiate(make_cfg([f"model.net.encoder.name={name}"]).model.net)
+    expected = timm.create_model(name, features_only=True)
+    assert sum(p.numel() for p in net.encoder.parameters()) == sum(p.numel() for p in expected.parameters())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mean", "std"),
+    [
+        ([], [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),  # tiny_resnet: no pretrained weights, ImageNet's
+        (["model/encoder=tf_efficientnet_lite0"], [0.5] * 3, [0.5] * 3),
+        (["model=pixelwise"], [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),  # no timm encoder
+        (["model/encoder=tf_efficientnet_lite0", "data.mean=[0.1,0.2,0.3]"], [0.1, 0.2, 0.3], [0.5] * 3),
+    ],
+    ids=["imagenet", "encoder", "no-encoder", "explicit"],
+)
+def test_input_normalisation_follows_the_encoder_unless_given(make_cfg, overrides, mean, std):
+    cfg = make_cfg(["data=voc", *overrides])
+    assert list(cfg.data.mean) == pytest.approx(mean) and list(cfg.data.std) == pytest.approx(std)
+    for key in ("train_transform", "eval_transform"):
+        (normalize,) = [t for t in instantiate(cfg.data[key]).transforms if type(t).__name__ == "Normalize"]
+        assert list(normalize.mean) == pytest.approx(mean) and list(normalize.std) == pytest.approx(std)

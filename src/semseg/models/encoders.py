@@ -4,7 +4,11 @@ timm's `features_only` mode gives one contract for every backbone: `channels` an
 describe the feature maps, so any decoder here works with any encoder.
 """
 
+import contextlib
 import difflib
+import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import timm
@@ -12,6 +16,7 @@ import torch
 from torch import nn
 
 from semseg.errors import SemsegError
+from semseg.models import tiny_resnet  # noqa: F401  (registers semseg_tiny_resnet with timm)
 
 
 def _unknown_model_message(name: str) -> str:
@@ -20,6 +25,55 @@ def _unknown_model_message(name: str) -> str:
     return (
         f"unknown timm encoder '{name}'.{hint} Any name from timm.list_models() works, "
         "e.g. model.net.encoder.name=resnet18."
+    )
+
+
+@contextlib.contextmanager
+def missing_weights() -> Iterator[list[str]]:
+    """Collect the parameter names timm reports missing while it loads pretrained weights.
+
+    Built `features_only`, timm loads weights non-strictly (it drops the classifier) and only
+    logs what the file lacked; a file of another architecture would otherwise leave part of the
+    encoder at random init without a word.
+    """
+    missing: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found = re.match(r"Missing keys \((.*)\) discovered", record.getMessage())
+            if found:
+                missing.extend(key.strip() for key in found.group(1).split(","))
+
+    handler, builder = Collect(), logging.getLogger("timm.models._builder")
+    level = builder.level
+    builder.addHandler(handler)
+    builder.setLevel(logging.INFO)
+    try:
+        yield missing
+    finally:
+        builder.removeHandler(handler)
+        builder.setLevel(level)
+
+
+def create_from_file(name: str, weights: Path, **kwargs) -> nn.Module:
+    """timm's `features_only` model `name` with the weights of a local file, all of them."""
+    wrong = None
+    with missing_weights() as missing:
+        try:
+            model = timm.create_model(name, pretrained=True, features_only=True,
+                                      pretrained_cfg_overlay=dict(file=str(weights)), **kwargs)
+        except RuntimeError as error:  # torch's state-dict mismatch (shapes)
+            wrong = " ".join(str(error).strip().splitlines()[:2])[:300]
+    if not wrong:
+        classifier = getattr(timm.models.get_pretrained_cfg(name), "classifier", None)  # dropped on purpose
+        heads = {classifier} if isinstance(classifier, str) else set(classifier or ())
+        lacking = [key for key in missing if key.rsplit(".", 1)[0] not in heads]
+        if not lacking:
+            return model
+        wrong = f"it lacks {len(lacking)} of the model's tensors, e.g. {', '.join(lacking[:3])}"
+    raise SemsegError(
+        f"weights file {weights} does not fit timm model '{name}' ({wrong}). Pass the weights of "
+        f"'{name}', or the model name they were saved from as model.net.encoder.name."
     )
 
 
@@ -44,6 +98,8 @@ class TimmEncoder(nn.Module):
         super().__init__()
         if name not in timm.list_models():
             raise SemsegError(_unknown_model_message(name))
+        if out_indices is not None:
+            kwargs["out_indices"] = tuple(out_indices)
         if isinstance(pretrained, str):
             weights = Path(pretrained).expanduser()
             if not weights.is_file():
@@ -51,21 +107,9 @@ class TimmEncoder(nn.Module):
                     f"pretrained weights file {weights} not found. Set model.net.encoder.pretrained to "
                     "an existing file, true (download), or false (random init)."
                 )
-            kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
-            pretrained = True
-        if out_indices is not None:
-            kwargs["out_indices"] = tuple(out_indices)
-        try:
+            self.model = create_from_file(name, weights, **kwargs)
+        else:
             self.model = timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
-        except RuntimeError as error:  # torch's state-dict mismatch, raised while timm loads a file
-            if "pretrained_cfg_overlay" not in kwargs:
-                raise
-            first = str(error).strip().splitlines()[0:2]
-            raise SemsegError(
-                f"weights file {kwargs['pretrained_cfg_overlay']['file']} does not fit timm model '{name}' "
-                f"({' '.join(first)[:300]}). Pass the weights of '{name}', or the model name they were "
-                "saved from as model.net.encoder.name."
-            ) from None
         self.name = name
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()
