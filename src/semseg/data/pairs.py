@@ -59,6 +59,11 @@ class ImageMaskDataset(Dataset):
         """The (H, W) mask of class indices, 255 = ignore."""
         return read_mask(path)
 
+    def label_values(self, path: Path) -> np.ndarray:
+        """The mask as class indices before any check: values that are no class are kept, so
+        `semseg.data.inspect` can count them. Readers that map raw values override it."""
+        return self.read_mask(path)
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -1,0 +1,207 @@
+"""Look at a dataset before training on it: sizes, class shares, and what is wrong with which file.
+
+    python -m semseg.data.inspect data=camvid data.root=/datasets/camvid
+    python -m semseg.data.inspect data=folder data.root=/datasets/mine data.class_names=[background,cell]
+
+Per split (each distinct one of `data.splits`): the image count, the histogram of image sizes,
+the share of all pixels taken by every class and by ignore (255), and mask values that are no
+class. Files that cannot be used (unreadable, image and mask of different sizes, unknown colours)
+are listed instead of stopping at the first. Writes `sizes.csv`, `classes.csv`, `problems.csv`
+and `class_frequency.png` to `output` (the run folder by default); exits with status 1 when
+there are problems.
+"""
+
+import csv
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import hydra
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
+from semseg.data.palette import full_palette  # noqa: E402
+from semseg.errors import SemsegError  # noqa: E402
+from semseg.utils.config import CONFIG_DIR, instantiate, report_user_errors  # noqa: E402
+
+log = logging.getLogger("semseg.data.inspect")
+
+
+class MaskStatistics(Dataset):
+    """Item i: the size of image i and the pixel count of each value of its mask, or its problem."""
+
+    def __init__(self, dataset, indices: list[int]):
+        self.dataset, self.indices = dataset, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> dict:
+        index = self.indices[position]
+        image_path, mask_path = self.dataset.image_paths[index], self.dataset.mask_paths[index]
+        try:
+            size = image_size(image_path)
+            values = self.dataset.label_values(mask_path)
+        except SemsegError as error:
+            return {"file": str(mask_path), "problem": str(error)}
+        if values.shape != size:
+            return {"file": str(image_path), "problem": (
+                f"image {image_path} is {size[1]}x{size[0]} but its mask {mask_path} is "
+                f"{values.shape[1]}x{values.shape[0]}; they must match.")}
+        return {"file": str(mask_path), "size": size, "counts": np.bincount(values.ravel(), minlength=256).tolist()}
+
+
+def _as_is(item):
+    return item
+
+
+class SplitReport:
+    """What one split holds, summed over its images."""
+
+    def __init__(self, split: str, num_classes: int):
+        self.split, self.num_classes = split, num_classes
+        self.images = 0
+        self.sizes: Counter = Counter()
+        self.pixels = np.zeros(256, dtype=np.int64)
+        self.images_with = np.zeros(256, dtype=np.int64)
+        self.example: dict[int, str] = {}  # a file holding each value that is no class
+        self.problems: list[tuple[str, str]] = []
+        self.palette = None  # the dataset's own class colours, if it has them
+
+    def add(self, item: dict) -> None:
+        if "problem" in item:
+            self.problems.append((item["file"], item["problem"]))
+            return
+        counts = np.asarray(item["counts"], dtype=np.int64)
+        self.images += 1
+        self.sizes[tuple(item["size"])] += 1
+        self.pixels += counts
+        self.images_with += counts > 0
+        for value in self.outside_values(counts):
+            self.example.setdefault(value, item["file"])
+
+    def outside_values(self, counts: np.ndarray) -> list[int]:
+        return [v for v in np.flatnonzero(counts).tolist() if v >= self.num_classes and v != IGNORE_INDEX]
+
+
+def inspect_split(datamodule, split: str, num_workers: int, max_images: int | None) -> SplitReport:
+    report = SplitReport(split, datamodule.num_classes)
+    try:
+        dataset = datamodule.dataset(split=split, transform=None)
+    except SemsegError as error:
+        report.problems.append(("", str(error)))
+        return report
+    report.palette = getattr(dataset, "palette", None)
+    indices = list(range(len(dataset)))
+    if max_images and len(indices) > max_images:
+        indices = sorted(set(np.linspace(0, len(indices) - 1, max_images).round().astype(int).tolist()))
+    loader = DataLoader(MaskStatistics(dataset, indices), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+    for item in loader:
+        report.add(item)
+    return report
+
+
+def print_report(report: SplitReport, class_names: list[str], console: Console) -> None:
+    console.rule(f"split '{report.split}': {report.images} images")
+    sizes = ", ".join(f"{w}x{h} ({n})" for (h, w), n in report.sizes.most_common(8))
+    more = len(report.sizes) - 8
+    console.print(f"image sizes (width x height): {sizes or 'none'}{f', and {more} other sizes' if more > 0 else ''}")
+    table = Table("class", "pixel share", "images with it")
+    total = max(int(report.pixels.sum()), 1)
+    for index, name in enumerate(class_names):
+        table.add_row(f"{index} {name}", f"{report.pixels[index] / total:.2%}", str(report.images_with[index]))
+    table.add_row(f"{IGNORE_INDEX} ignore", f"{report.pixels[IGNORE_INDEX] / total:.2%}", str(report.images_with[IGNORE_INDEX]))
+    console.print(table)
+    for value, example in sorted(report.example.items()):
+        console.print(
+            f"[red]value {value} is no class[/red]: {report.pixels[value]} pixels in {report.images_with[value]} "
+            f"masks, e.g. {example}. Map it with data.label_map (e.g. {{{value}: 255}} to ignore it) or add a class."
+        )
+    for file, problem in report.problems[:10]:
+        console.print(f"[red]problem[/red]: {problem}")
+    if len(report.problems) > 10:
+        console.print(f"[red]and {len(report.problems) - 10} more problems[/red] (problems.csv)")
+
+
+def write_files(reports: list[SplitReport], class_names: list[str], palette, output: Path) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / "sizes.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["split", "width", "height", "images"])
+        for report in reports:
+            writer.writerows([report.split, w, h, n] for (h, w), n in sorted(report.sizes.items()))
+    with open(output / "classes.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["split", "value", "class", "pixels", "share", "images"])
+        for report in reports:
+            total = max(int(report.pixels.sum()), 1)
+            names = {i: name for i, name in enumerate(class_names)} | {IGNORE_INDEX: "ignore"}
+            values = list(range(len(class_names))) + sorted(report.example) + [IGNORE_INDEX]
+            for value in values:
+                writer.writerow([report.split, value, names.get(value, "no class"), int(report.pixels[value]),
+                                 f"{report.pixels[value] / total:.6f}", int(report.images_with[value])])
+    with open(output / "problems.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["split", "file", "problem"])
+        for report in reports:
+            writer.writerows([report.split, f, p] for f, p in report.problems)
+    frequency_chart(reports, class_names, palette).savefig(output / "class_frequency.png", dpi=100)
+    plt.close("all")
+
+
+def frequency_chart(reports: list[SplitReport], class_names: list[str], palette):
+    """One bar per class and split: the share of the split's labelled pixels, in class colours."""
+    colours = full_palette(palette)[: len(class_names)] / 255.0
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(class_names) * max(len(reports), 1)), 4))
+    width = 0.8 / max(len(reports), 1)
+    hatches = ["", "//", "..", "xx"]
+    for number, report in enumerate(reports):
+        labelled = max(int(report.pixels[: len(class_names)].sum()), 1)
+        share = report.pixels[: len(class_names)] / labelled
+        positions = np.arange(len(class_names)) + (number - (len(reports) - 1) / 2) * width
+        ax.bar(positions, share, width, color=colours, edgecolor="black",
+               hatch=hatches[number % len(hatches)], label=report.split)
+    ax.set_xticks(np.arange(len(class_names)), class_names, rotation=60, ha="right")
+    ax.set_ylabel("share of labelled pixels")
+    ax.set_title("class frequency" + (f" (bars: {', '.join(r.split for r in reports)})" if len(reports) > 1 else ""))
+    if len(reports) > 1:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def inspect_dataset(cfg: DictConfig) -> list[SplitReport]:
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    splits = list(dict.fromkeys(datamodule.splits.values()))  # test may be val: once
+    reports = [inspect_split(datamodule, split, cfg.data.get("num_workers", 0), cfg.max_images) for split in splits]
+    console = Console()
+    for report in reports:
+        print_report(report, datamodule.class_names, console)
+    palette = next((p for p in [datamodule.palette, *(r.palette for r in reports)] if p is not None), None)
+    write_files(reports, datamodule.class_names, palette, Path(cfg.output))
+    console.print(f"written: sizes.csv, classes.csv, problems.csv, class_frequency.png in {cfg.output}")
+    return reports
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="inspect.yaml")
+@report_user_errors
+def main(cfg: DictConfig) -> None:
+    reports = inspect_dataset(cfg)
+    problems = sum(len(r.problems) + len(r.example) for r in reports)
+    if problems:
+        print(f"semseg: {problems} problem(s) found; see above and {Path(cfg.output) / 'problems.csv'}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
