@@ -106,3 +106,38 @@ def test_corrupt_image_is_named(voc_copy):
     (voc_copy / "JPEGImages/train_00003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(SemsegError, match=r"cannot read image .*train_00003.jpg"):
         VOCLayoutDataset(voc_copy, "train", num_classes=5)[3]
+
+
+def test_generator_makes_images_of_the_given_sizes(tmp_path):
+    root = generate(tmp_path / "syn", seed=0, **(SMALL | dict(sizes=[[48, 64], [64, 40]])))
+    sizes = [Image.open(root / "JPEGImages" / f"{name}.jpg").size for name in ("train_00000", "train_00001", "train_00002")]
+    assert sizes == [(64, 48), (40, 64), (64, 48)]  # (width, height), in turn
+    assert SyntheticTextures(root, "train")[1]["mask"].shape == (64, 40)
+
+
+def test_generator_never_touches_a_folder_it_did_not_write(tmp_path):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "labels.txt").write_text("keep")
+    with pytest.raises(SemsegError, match=r"data.root=.*mydata already holds files that the synthetic data generator "
+                                          r"did not write.*data=folder"):
+        generate(mine, seed=0, **SMALL)
+    assert [p.name for p in mine.iterdir()] == ["labels.txt"] and (mine / "labels.txt").read_text() == "keep"
+    generate(tmp_path / "empty_is_fine", seed=0, **SMALL)  # an empty folder, or one the generator wrote, is fine
+    (tmp_path / "empty").mkdir()
+    assert (generate(tmp_path / "empty", seed=0, **SMALL) / "generator.json").is_file()
+
+
+def test_train_with_a_users_folder_as_synthetic_root_is_refused_in_one_line(tmp_path):
+    import sys
+
+    from tests.conftest import REPO
+    from tests.test_train import run_cli
+
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "labels.txt").write_text("keep")
+    result = run_cli([sys.executable, "-m", "semseg.train", f"data.root={mine}", "debug=fdr",
+                      f"paths.log_dir={tmp_path / 'logs'}"], cwd=REPO)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "semseg: error: data.root=" in result.stderr and (mine / "labels.txt").read_text() == "keep"

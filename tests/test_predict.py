@@ -45,6 +45,8 @@ def predict_cfg(checkpoint, tmp_path):
 
 
 def test_predict_writes_palette_masks_and_overlays_for_any_image(predict_cfg, checkpoint, photos, tmp_path):
+    """The shared checkpoint stores ImageNet's statistics (its encoder's): the mask is the net's
+    argmax on the image normalised with them."""
     out = tmp_path / "masks"
     written = predict(predict_cfg(photos, out))
     assert sorted(p.name for p in written) == ["gray.png", "rgb.png", "rgba.png"]
@@ -109,3 +111,59 @@ def test_make_predict_and_its_cli_errors(checkpoint, photos, tmp_path):
                    f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
     assert bad.returncode == 2 and f"semseg: error: input folder {empty} holds no images" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_outputs_mirror_nested_inputs_and_never_collide(predict_cfg, tmp_path):
+    photos = tmp_path / "trip"
+    rng = np.random.default_rng(1)
+    for relative in ["day1/beach.jpg", "day2/beach.jpg", "day2/beach.png", "sunset.tif"]:
+        (photos / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(photos / relative)
+    out = tmp_path / "masks"
+    written = predict(predict_cfg(photos, out))
+    assert sorted(str(p.relative_to(out)) for p in written) == [
+        "day1/beach.png", "day2/beach_jpg.png", "day2/beach_png.png", "sunset.png"]
+    assert (out / "day2/beach_jpg_overlay.png").is_file()
+    # a second run into a folder inside the input folder does not read its own outputs as inputs
+    inside = photos / "masks"
+    assert len(predict(predict_cfg(photos, inside))) == 4
+    assert len(predict(predict_cfg(photos, inside))) == 4
+
+
+def test_predict_never_overwrites_an_input_image(predict_cfg, photos):
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    with pytest.raises(SemsegError, match=r"predicting would overwrite the input image .*gray.png. Choose an output folder"):
+        predict(predict_cfg(photos, photos))
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_predict_normalises_as_the_checkpoint_was_trained(make_cfg, tmp_path, photos):
+    """A model trained with data.mean/std of its own: predict uses the stored statistics."""
+    from semseg.train import train
+
+    cfg = make_cfg(["model=fcn8s", "data.mean=[0.2,0.3,0.4]", "data.std=[0.5,0.4,0.3]", "trainer.max_epochs=1",
+                    "++trainer.limit_train_batches=2", "logger=csv", "callbacks=model_checkpoint", "test=false"])
+    train(cfg)
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    meta = torch.load(checkpoint, weights_only=True)["semseg"]
+    assert meta["mean"] == pytest.approx([0.2, 0.3, 0.4]) and meta["std"] == pytest.approx([0.5, 0.4, 0.3])
+    out = tmp_path / "normalised"
+    GlobalHydra.instance().clear()
+    predict(compose_config("predict.yaml", [f"ckpt_path={checkpoint}", f"input={photos / 'rgb.jpg'}", f"output={out}"],
+                           tmp_path / "predict"))
+    model, _ = load_model(checkpoint)
+    image = np.array(Image.open(photos / "rgb.jpg").convert("RGB"), dtype=np.float32) / 255
+    batch = torch.from_numpy(((image - meta["mean"]) / meta["std"]).transpose(2, 0, 1)).float()[None]
+    with torch.no_grad():
+        expected = model.net(batch).argmax(1)[0].numpy()
+    assert (np.array(Image.open(out / "rgb.png")) == expected).mean() > 0.99
+
+
+def test_16_bit_grayscale_images_are_scaled_by_their_range_not_clipped(tmp_path):
+    from semseg.data.io import read_image
+
+    values = np.linspace(1000, 50000, 30 * 40).reshape(30, 40).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "scan.png")
+    image = read_image(tmp_path / "scan.png")
+    assert image.shape == (30, 40, 3) and image[0, 0, 0] == 0 and image[-1, -1, 0] == 255
+    assert len(np.unique(image)) > 200, "a plain convert would clip 99 % of the pixels to 255"

@@ -26,6 +26,17 @@ def test_fast_dev_run_for_every_model(make_cfg, model):
     assert all(f"test/IoU/{name}" in metrics for name in ["background", "stripes", "crosshatch"])
 
 
+DEBUG_OPTIONS = sorted(p.stem for p in (REPO / "configs" / "debug").glob("*.yaml") if p.stem != "default")
+
+
+@pytest.mark.parametrize("option", DEBUG_OPTIONS)
+def test_every_debug_option_runs_on_the_default_data(make_cfg, option):
+    cfg = make_cfg([f"debug={option}"])
+    assert cfg.task_name == "debug"
+    metrics = train(cfg)
+    assert {"train/loss", "val/mIoU", "test/mIoU"} <= set(metrics)
+
+
 def read_wandb_summary(run_dir: Path) -> dict:
     """Read an offline W&B run back with W&B's own reader."""
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")

@@ -42,8 +42,9 @@ def _glob_base(pattern: Path) -> Path:
 
 def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Path]:
     """The image files named by `spec` (one file, the images of a folder and its subfolders, or a
-    glob pattern), and the folder their output paths are relative to. Files under `exclude`
-    (the output folder) are left out, so earlier predictions are never read as inputs."""
+    glob pattern), and the folder their output paths are relative to. When `exclude` (the output
+    folder) is a subfolder of that folder, files under it are left out, so earlier predictions
+    are never read as inputs."""
     path = Path(spec).expanduser()
     if path.is_file():
         return [path], path.parent
@@ -53,7 +54,8 @@ def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Pat
     else:
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
         base = _glob_base(path)
-    if exclude is not None:
+    inside = exclude is not None and exclude.resolve().is_relative_to(base.resolve()) and exclude.resolve() != base.resolve()
+    if inside:
         files = [f for f in files if not f.resolve().is_relative_to(exclude.resolve())]
     if not files and path.is_dir():
         raise SemsegError(

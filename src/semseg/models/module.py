@@ -131,10 +131,10 @@ class SegmentationModule(L.LightningModule):
                 predictions[index] = label
         return predictions
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def validation_step(self, batch: dict, batch_idx: int) -> list[torch.Tensor]:
         return self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def test_step(self, batch: dict, batch_idx: int) -> list[torch.Tensor]:
         return self._evaluate(batch, "test")
 
     def _log_scores(self, stage: str) -> None:

@@ -1,6 +1,7 @@
 """Small helpers the entry points share: instantiate lists, print the config, fail clearly."""
 
 import functools
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from semseg.errors import SemsegError
 from semseg.utils import resolvers
@@ -46,8 +48,16 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
             rich.print(tree, file=file)
 
 
+def missing_value_message(error: Exception) -> str:
+    """Name the key left at `???` (also when it is reached through an interpolation)."""
+    found = re.search(r"Missing mandatory value: ([\w.]+)", str(error))
+    key = found.group(1) if found else getattr(error, "full_key", "a key")
+    return f"{key} has no value (??? in its config); set it on the command line, e.g. {key}=<value>."
+
+
 def report_user_errors(main: Callable) -> Callable:
-    """Turn a SemsegError into one clear line on stderr and exit status 2, not a traceback.
+    """Turn a SemsegError, or a required key left unset, into one clear line on stderr and exit
+    status 2, not a traceback.
 
     In a multirun the error is re-raised so Hydra records the failed job and goes on.
     """
@@ -56,10 +66,11 @@ def report_user_errors(main: Callable) -> Callable:
     def wrapper(cfg: DictConfig):
         try:
             return main(cfg)
-        except SemsegError as error:
+        except (SemsegError, MissingMandatoryValue, InterpolationToMissingValueError) as error:
             if in_multirun():
                 raise
-            print(f"semseg: error: {error}", file=sys.stderr)
+            message = error if isinstance(error, SemsegError) else missing_value_message(error)
+            print(f"semseg: error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
