@@ -165,7 +165,7 @@ def make_folder(root: Path, seed: int = 3) -> dict[str, np.ndarray]:
     return raw
 
 
-CAMVID = {"train": [(36, 48), (36, 48), (36, 48)], "val": [(36, 48), (36, 48)], "test": [(36, 48)]}
+CAMVID = {"train": [(36, 48), (48, 36), (40, 48)], "val": [(36, 48), (48, 40)], "test": [(36, 48)]}
 
 
 def make_camvid(root: Path, seed: int = 4, with_test: bool = False) -> Path:

@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import timm
 import torch
 from PIL import Image
 
@@ -168,14 +169,43 @@ def test_camvid_layout_ignores_void_and_tests_on_test_when_present(make_cfg, tmp
     assert instantiate(cfg.data).splits["test"] == "test"
 
 
-def test_camvid_trains_and_predicts_in_camvid_colours(make_cfg, tmp_path):
+def test_camvid_trains_from_a_weights_file_with_its_normalisation(make_cfg, tmp_path):
+    """The README's CamVid command at a tiny size; the weights file stands in for the ImageNet one."""
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "tf_efficientnet_lite0.safetensors"
+    source = timm.create_model("tf_efficientnet_lite0")
+    save_file(source.state_dict(), weights)
     root = make_camvid(tmp_path / "camvid", with_test=True)
-    cfg = make_cfg(["data=camvid", f"data.root={root}", "data.crop_size=[32,32]", "data.batch_size=2",
-                    "model=fcn8s", "trainer.max_epochs=1", "logger=csv", "callbacks=model_checkpoint"])
+    cfg = make_cfg(["data=camvid", f"data.root={root}", "model/encoder=tf_efficientnet_lite0",
+                    f"model.net.encoder.pretrained={weights}", "trainer.max_epochs=1", "data.crop_size=[32,32]",
+                    "data.batch_size=2", "logger=csv", "callbacks=model_checkpoint"])
     metrics = train(cfg)
     assert "test/IoU/bicyclist" in metrics
-    checkpoint = torch.load(f"{cfg.paths.output_dir}/checkpoints/best.ckpt", weights_only=True)["semseg"]
-    assert checkpoint["palette"][0] == [128, 128, 128] and checkpoint["class_names"][0] == "sky"
+    checkpoint = torch.load(f"{cfg.paths.output_dir}/checkpoints/best.ckpt", weights_only=True)
+    meta = checkpoint["semseg"]
+    assert meta["mean"] == meta["std"] == [0.5, 0.5, 0.5], "the encoder's pretrained statistics"
+    assert meta["palette"][0] == [128, 128, 128] and meta["class_names"][0] == "sky"
+
+
+def test_inspect_on_camvid_and_voc_layouts(tmp_path):
+    from hydra.core.global_hydra import GlobalHydra
+
+    from semseg.data.inspect import inspect_dataset
+    from semseg.utils.config import compose_config
+    from tests.disk_formats import make_voc
+
+    camvid = make_camvid(tmp_path / "camvid")
+    cfg = compose_config("inspect.yaml", ["data=camvid", f"data.root={camvid}", f"output={tmp_path / 'c'}"], tmp_path / "c")
+    reports = inspect_dataset(cfg)
+    assert [(r.split, r.images) for r in reports] == [("train", 3), ("val", 2)]  # test is val: once
+    assert reports[0].pixels[255] >= 2 * (48 + 36 + 48) and not reports[0].example, "void (11) is ignore, not 'no class'"
+    voc = make_voc(tmp_path / "voc")
+    cfg = compose_config("inspect.yaml", ["data=voc", f"data.root={voc}", "max_images=2", f"output={tmp_path / 'v'}"],
+                         tmp_path / "v")
+    reports = inspect_dataset(cfg)
+    assert [(r.split, r.images, sum(r.sizes.values())) for r in reports] == [("train", 2, 2), ("val", 2, 2)]
+    GlobalHydra.instance().clear()
 
 
 def test_inspect_reports_sizes_class_shares_and_problems(folder_copy, tmp_path):
