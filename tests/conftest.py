@@ -1,13 +1,18 @@
 """Shared fixtures: a tiny synthetic dataset on disk and real Hydra composition."""
 
-from pathlib import Path
+import os
 
-import pytest
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+# no test reaches for the Hugging Face hub (set before timm imports it); subprocesses inherit it
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from semseg.data.synthetic import generate
-from semseg.utils.config import compose_config
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from semseg.data.synthetic import generate  # noqa: E402
+from semseg.utils.config import compose_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

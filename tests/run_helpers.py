@@ -43,3 +43,10 @@ class RankProbe(L.Callback):
         }
         out = Path(trainer.default_root_dir) / f"rank{trainer.global_rank}.json"
         out.write_text(json.dumps(record))
+
+
+class FixedScore(L.Callback):
+    """Reports the same val/mIoU after every validation, so the best checkpoint stays the first."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        trainer.callback_metrics["val/mIoU"] = torch.tensor(0.5)

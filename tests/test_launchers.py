@@ -85,8 +85,10 @@ def test_slurm_requeue_signal_saves_an_hpc_checkpoint_the_requeued_job_resumes_f
     """SIGUSR1 as SLURM sends it before the time limit; `scontrol` is faked and records the requeue."""
     run_dir, requeued = tmp_path / "run", tmp_path / "scontrol.txt"
     env = fake_commands(tmp_path / "bin", scontrol=f'echo "$@" > {requeued}') | SLURM_TASK
+    # a constant schedule, so the requeued job may stop sooner than the first (a real one runs the
+    # same command; a schedule of another length is refused on resume)
     args = [PYTHON, "-m", "semseg.train", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
-            f"hydra.run.dir={run_dir}", *ONE_EPOCH, "logger=csv", "test=false"]
+            f"hydra.run.dir={run_dir}", *ONE_EPOCH, "logger=csv", "test=false", "model/scheduler=constant"]
     job = subprocess.Popen([*args, "trainer.max_epochs=1000"], cwd=tmp_path, env={**os.environ, **env},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -58,9 +58,19 @@ def test_pictures_are_saved_as_files_for_every_logger(make_cfg):
     assert events and max(e.stat().st_size for e in events) > 10_000, "TensorBoard got the images"
 
 
-@pytest.mark.parametrize("logger", ["csv", "many_loggers", "none"])
-def test_other_loggers_keep_working(make_cfg, logger):
-    metrics = train(make_cfg(["debug=fdr", f"logger={logger}"]))
+ONE_BATCH = ["trainer.max_epochs=1", "++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1",
+             "++trainer.limit_test_batches=1"]
+
+
+@pytest.mark.parametrize("logger", ["csv", "many_loggers", "tensorboard", "wandb", "none"])
+def test_every_logger_option_runs_with_the_default_callbacks(make_cfg, logger):
+    metrics = train(make_cfg([*ONE_BATCH, f"logger={logger}"]))
+    assert "test/mIoU" in metrics
+
+
+@pytest.mark.parametrize("callbacks", ["none", "[default,early_stopping]", "model_checkpoint"])
+def test_other_callback_options_run(make_cfg, callbacks):
+    metrics = train(make_cfg([*ONE_BATCH, f"callbacks={callbacks}", "logger=csv"]))
     assert "test/mIoU" in metrics
 
 

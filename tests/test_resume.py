@@ -78,3 +78,45 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_tempora
         io.save_checkpoint({"step": lambda: 2}, path)  # fails while pickling, mid-write
     assert torch.load(path, weights_only=True)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    """A write killed mid-way (SIGKILL: no clean-up runs) leaves `.last.ckpt.<pid>.<id>.tmp`."""
+    script = (
+        "import os, signal, torch; from semseg.utils.atomic import replaced_atomically\n"
+        f"with replaced_atomically({str(tmp_path / 'last.ckpt')!r}) as file:\n"
+        "    file.write(b'x' * 1000); file.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert killed.returncode == -9
+    (orphan,) = tmp_path.glob(".last.ckpt.*.tmp")
+    (tmp_path / ".notes.tmp").write_text("a user's file")  # not of our naming: never touched
+    running = tmp_path / f".best.ckpt.{os.getpid()}.0123abcd.tmp"  # a write of a live process
+    running.write_bytes(b"")
+    AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2)}, tmp_path / "last.ckpt")
+    assert not orphan.exists() and running.exists() and (tmp_path / ".notes.tmp").exists()
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["step"] == 2
+
+
+def test_last_ckpt_is_the_end_of_every_epoch_even_when_the_score_stops_improving(make_cfg):
+    """The score never improves after epoch 0, so best.ckpt stays there; last.ckpt moves on."""
+    cfg = make_cfg(["model=fcn8s", "trainer.max_epochs=3", "logger=csv", "callbacks=model_checkpoint", "test=false",
+                    "+callbacks.fixed._target_=tests.run_helpers.FixedScore"])
+    train(cfg)
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    assert torch.load(folder / "best.ckpt", weights_only=True)["epoch"] == 0
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4
+
+
+def test_resuming_with_another_schedule_length_is_refused(make_cfg):
+    first = make_cfg([*RUN, "trainer.max_epochs=1", "logger=csv", "callbacks=model_checkpoint", "test=false"], output="first")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["semseg"]["schedule_steps"] == 4
+    longer = make_cfg([*RUN, "trainer.max_epochs=3", "logger=csv", "callbacks=model_checkpoint", f"ckpt_path={last}"],
+                      output="longer")
+    with pytest.raises(SemsegError, match=r"cannot resume: the checkpoint's learning-rate schedule spans 4 steps, this "
+                                          r"run's 12 \(trainer.max_epochs"):
+        train(longer)
+    assert not (Path(longer.paths.output_dir) / "checkpoints" / "last.ckpt").exists()

@@ -121,3 +121,43 @@ def test_cli_errors_are_one_clear_line(tmp_path, data_dir):
 
     missing = run_cli([PYTHON, "-m", "semseg.eval", f"ckpt_path={tmp_path / 'x.ckpt'}"], cwd=tmp_path)
     assert missing.returncode == 2 and "x.ckpt not found" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "overrides", "message"),
+    [
+        ("semseg.train", ["trainer.max_epochs=abc"], "trainer.max_epochs='abc' must be an integer of at least -1, e.g. trainer.max_epochs=10."),
+        ("semseg.train", ["data.batch_size=0"], "data.batch_size=0 must be an integer of at least 1, e.g. data.batch_size=8."),
+        ("semseg.eval", [], "ckpt_path has no value (??? in its config); set it on the command line, e.g. ckpt_path=<value>."),
+        ("semseg.train", ["model/encoder=resnet18", "model.net.encoder.pretrained=true"],
+         "cannot get timm's pretrained weights for 'resnet18' (offline, and they are not in the local cache). Pass a "
+         "local weights file, model.net.encoder.pretrained=/path/to/weights.safetensors, or "
+         "model.net.encoder.pretrained=false for random init."),
+    ],
+    ids=["max_epochs", "batch_size", "eval-without-checkpoint", "pretrained-offline"],
+)
+def test_bad_settings_are_one_line_before_any_work(tmp_path, data_dir, entry, overrides, message):
+    """HF_HUB_OFFLINE=1 (set for every test) stands for a machine without internet."""
+    result = run_cli([PYTHON, "-m", entry, f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}", *overrides,
+                      *TINY_DATA_OVERRIDES], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"semseg: error: {message}"
+    assert not list(tmp_path.glob("*/runs/*/checkpoints"))
+
+
+def test_a_broken_file_read_in_a_loader_worker_is_one_line_and_verify_finds_it_first(tmp_path, data_dir):
+    import shutil
+
+    data = shutil.copytree(data_dir, tmp_path / "data")
+    broken = data / "synthetic/JPEGImages/train_00003.jpg"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated, as by an interrupted copy
+    base = [PYTHON, "-m", "semseg.train", f"paths.data_dir={data}", f"paths.log_dir={tmp_path / 'logs'}",
+            "data.num_workers=1", "logger=csv", "trainer.max_epochs=1", *TINY_DATA_OVERRIDES]
+    in_worker = run_cli(base, cwd=tmp_path)
+    assert in_worker.returncode == 2, in_worker.stderr[-2000:]
+    last = in_worker.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"semseg: error: cannot read image {broken}") and "Traceback" not in in_worker.stderr
+    verified = run_cli([*base, "data.verify=true"], cwd=tmp_path)
+    assert verified.returncode == 2
+    assert verified.stderr.strip().splitlines()[-1].startswith(
+        f"semseg: error: data.verify: 1 of 16 pairs of split 'train' cannot be used: cannot read image {broken}")

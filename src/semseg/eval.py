@@ -19,7 +19,14 @@ from semseg.checkpoint import load_model, stored_normalization
 from semseg.distributed import check_devices
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
-from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree, report_user_errors
+from semseg.utils.config import (
+    CONFIG_DIR,
+    check_numbers,
+    instantiate,
+    instantiate_dict,
+    print_config_tree,
+    report_user_errors,
+)
 from semseg.utils.run_info import configure_wandb, write_metrics
 
 log = logging.getLogger("semseg.eval")
@@ -42,6 +49,7 @@ def use_trained_normalization(cfg: DictConfig, meta: dict) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
+    check_numbers(cfg)
     check_devices(cfg.trainer)
     model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
     use_trained_normalization(cfg, meta)

@@ -14,6 +14,7 @@ import hydra
 import lightning as L
 import torch
 import wandb
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -25,6 +26,7 @@ from semseg.errors import SemsegError
 from semseg.resume import prepare_resume
 from semseg.utils.config import (
     CONFIG_DIR,
+    check_numbers,
     flat_config,
     instantiate,
     instantiate_dict,
@@ -55,6 +57,8 @@ def build(cfg: DictConfig):
         callbacks.append(ChannelsLast())
     os.environ["WANDB_DIR"] = str(cfg.paths.output_dir)  # W&B media too, in every process
     loggers = instantiate_dict(cfg.get("logger"))
+    if not loggers:  # it has nowhere to log the learning rate to, and Lightning refuses it
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return datamodule, model, trainer
 
@@ -81,6 +85,7 @@ def log_run_config(cfg: DictConfig, trainer: L.Trainer) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return all logged metrics."""
+    check_numbers(cfg)
     configure_wandb(cfg)
     scale_learning_rate(cfg)  # before the resume check, which compares the model config with the checkpoint's
     resume_from = prepare_resume(cfg)

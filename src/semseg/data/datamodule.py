@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from semseg.data.io import IGNORE_INDEX
 
 from semseg.data.resumable import resumable_training_data
+from semseg.data.verify import verify_files
 from semseg.errors import SemsegError
 
 
@@ -56,6 +57,8 @@ class SegmentationDataModule(L.LightningDataModule):
             here for checkpoints (eval and predict reuse it) and to undo it in figures.
         palette: one RGB colour per class for masks and overlays; None takes the dataset's own
             (VOC, Cityscapes) or else the VOC colour map.
+        verify: read and check every pair of each split once when it is set up, so a broken
+            file stops the run in its first minute (semseg.data.verify).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class SegmentationDataModule(L.LightningDataModule):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
+        verify: bool = False,
     ):
         super().__init__()
         self.dataset = dataset
@@ -97,6 +101,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.mean = [float(v) for v in mean] if mean is not None else None
         self.std = [float(v) for v in std] if std is not None else None
         self._palette = [[int(c) for c in colour] for colour in palette] if palette else None
+        self.verify = verify
         self.datasets: dict[str, Dataset] = {}
 
     @property
@@ -128,6 +133,8 @@ class SegmentationDataModule(L.LightningDataModule):
         for name in wanted:
             if name not in self.datasets:
                 self.datasets[name] = self.dataset(split=self.splits[name], transform=self.transforms[name])
+                if self.verify:
+                    verify_files(self.datasets[name], self.splits[name], self.num_workers)
 
     @property
     def world_size(self) -> int:

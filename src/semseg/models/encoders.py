@@ -8,11 +8,13 @@ import contextlib
 import difflib
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import timm
 import torch
+from huggingface_hub import constants as hub
 from torch import nn
 
 from semseg.errors import SemsegError
@@ -77,6 +79,38 @@ def create_from_file(name: str, weights: Path, **kwargs) -> nn.Module:
     )
 
 
+def hub_unreachable() -> bool:
+    """True when HF_HUB_OFFLINE is set or a 3-second connection to the Hugging Face hub fails."""
+    if hub.HF_HUB_OFFLINE:
+        return True
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+    except OSError:
+        return True
+    return False
+
+
+def create_downloaded(name: str, **kwargs) -> nn.Module:
+    """timm's `features_only` model `name` with its pretrained weights, from the cache or the hub.
+
+    Offline, the hub client would retry for most of a minute before failing with its own error;
+    here it is told at once to use its cache only, and a miss is one clear error.
+    """
+    offline, previous = hub_unreachable(), hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = offline
+    try:
+        return timm.create_model(name, pretrained=True, features_only=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as error:  # not cached and not downloadable
+        reason = "offline, and they are not in the local cache" if offline else f"{type(error).__name__}: {error}"
+        raise SemsegError(
+            f"cannot get timm's pretrained weights for '{name}' ({str(reason)[:300]}). Pass a local weights "
+            "file, model.net.encoder.pretrained=/path/to/weights.safetensors, or "
+            "model.net.encoder.pretrained=false for random init."
+        ) from None
+    finally:
+        hub.HF_HUB_OFFLINE = previous
+
+
 class TimmEncoder(nn.Module):
     """A timm backbone in `features_only` mode.
 
@@ -108,8 +142,10 @@ class TimmEncoder(nn.Module):
                     "an existing file, true (download), or false (random init)."
                 )
             self.model = create_from_file(name, weights, **kwargs)
+        elif pretrained:
+            self.model = create_downloaded(name, **kwargs)
         else:
-            self.model = timm.create_model(name, pretrained=pretrained, features_only=True, **kwargs)
+            self.model = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
         self.name = name
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()

@@ -66,6 +66,9 @@ class SegmentationModule(L.LightningModule):
         self.last_confusion: dict[str, torch.Tensor] = {}
         # the data's normalisation and colours, stored in checkpoints for eval and predict
         self.data_description: dict = {}
+        # the learning-rate schedule's length, stored in checkpoints so a resume keeps it
+        self.schedule_steps: int | None = None
+        self._resumed_schedule_steps: int | None = None
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -158,13 +161,37 @@ class SegmentationModule(L.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        self.schedule_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.schedule_steps)
+        self._refuse_another_schedule(scheduler)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resumed_schedule_steps = checkpoint.get(CHECKPOINT_KEY, {}).get("schedule_steps")
+
+    def _refuse_another_schedule(self, scheduler) -> None:
+        """A resumed run must keep the schedule it was saved with.
+
+        Lightning restores the scheduler's state, length included: with more epochs it would step
+        past the end and crash, with fewer it would end at once. Schedules without a length
+        (constant) may go on for any number of steps.
+        """
+        saved = self._resumed_schedule_steps
+        has_length = {"total_steps", "total_iters", "T_max"} & set(scheduler.state_dict())
+        if saved is None or saved == self.schedule_steps or not has_length:
+            return
+        raise SemsegError(
+            f"cannot resume: the checkpoint's learning-rate schedule spans {saved} steps, this run's "
+            f"{self.schedule_steps} (trainer.max_epochs, trainer.max_steps, data.batch_size or the "
+            "training set differ). Resume with the settings of that run (its .hydra/config.yaml), or "
+            "start a new run."
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # update, not replace: callbacks add entries first (semseg.callbacks.run_state)
         checkpoint.setdefault(CHECKPOINT_KEY, {}).update(
             format=CHECKPOINT_FORMAT,
+            schedule_steps=self.schedule_steps,
             **{key: self.data_description.get(key) for key in ("mean", "std", "palette")},
             class_names=self.class_names,
             model_config=self.model_config,

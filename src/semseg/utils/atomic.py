@@ -2,10 +2,40 @@
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+# `.<name>.<pid>.<8 hex>.tmp`: the temporary files replaced_atomically writes
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes whose process is gone (killed mid-write).
+
+    Only files of replaced_atomically's own naming are touched, and only when the process that
+    named them no longer runs, so a write in progress elsewhere keeps its file.
+    """
+    removed = []
+    for path in folder.glob(".*.tmp") if folder.is_dir() else []:
+        found = _TEMPORARY.match(path.name)
+        if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager
@@ -16,9 +46,11 @@ def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     within one folder is atomic, so readers see the old file or the new one, never half of either,
     and a crash, a kill or a full disk mid-write keeps the old file. On an error the temporary
     file is removed. The new file gets the usual permissions (the umask's), like a plain write.
+    Temporaries that a killed process left in the folder are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as file:

@@ -48,6 +48,18 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
             rich.print(tree, file=file)
 
 
+def one_line(error: SemsegError) -> str:
+    """The message of a SemsegError, also one raised in a DataLoader worker.
+
+    PyTorch re-raises a worker's exception as the same type with the worker's whole traceback as
+    its message; the user's fix is in the last line.
+    """
+    text = str(error)
+    if "Original Traceback" in text:
+        text = text.rsplit("SemsegError: ", 1)[-1].strip()
+    return text
+
+
 def missing_value_message(error: Exception) -> str:
     """Name the key left at `???` (also when it is reached through an interpolation)."""
     found = re.search(r"Missing mandatory value: ([\w.]+)", str(error))
@@ -69,11 +81,35 @@ def report_user_errors(main: Callable) -> Callable:
         except (SemsegError, MissingMandatoryValue, InterpolationToMissingValueError) as error:
             if in_multirun():
                 raise
-            message = error if isinstance(error, SemsegError) else missing_value_message(error)
+            message = one_line(error) if isinstance(error, SemsegError) else missing_value_message(error)
             print(f"semseg: error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
+
+
+# settings that must be numbers: key -> (integer?, smallest value, an example)
+NUMBERS = {
+    "seed": (True, 0, "42"),
+    "trainer.max_epochs": (True, -1, "10"),
+    "trainer.max_steps": (True, -1, "1000"),
+    "data.batch_size": (True, 1, "8"),
+    "data.num_workers": (True, 0, "2"),
+    "model.optimizer.lr": (False, 0, "0.001"),
+    "model.optimizer.weight_decay": (False, 0, "0.0001"),
+}
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """Refuse a setting that should be a number but is not, before a library trips over it."""
+    for key, (integer, smallest, example) in NUMBERS.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < smallest:
+            what = "an integer" if integer else "a number"
+            raise SemsegError(f"{key}={value!r} must be {what} of at least {smallest}, e.g. {key}={example}.")
 
 
 def instantiate(cfg: DictConfig, **kwargs):
