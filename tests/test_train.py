@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,3 +162,12 @@ def test_a_broken_file_read_in_a_loader_worker_is_one_line_and_verify_finds_it_f
     assert verified.returncode == 2
     assert verified.stderr.strip().splitlines()[-1].startswith(
         f"semseg: error: data.verify: 1 of 16 pairs of split 'train' cannot be used: cannot read image {broken}")
+
+
+@pytest.mark.parametrize("option", ["trainer=cpu", "experiment=synthetic_fcn8s", "model/optimizer=sgd",
+                                    "model/scheduler=poly", "model/scheduler=cosine", "model/scheduler=onecycle"])
+def test_config_table_options_run(make_cfg, option):
+    """The README's config-group table: options no other test trains with."""
+    metrics = train(make_cfg([option, "trainer.max_epochs=1", "++trainer.limit_train_batches=2",
+                              "++trainer.limit_val_batches=1", "++trainer.limit_test_batches=1", "logger=csv"]))
+    assert np.isfinite(metrics["train/loss"]) and "test/mIoU" in metrics
