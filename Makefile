@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # `make bench BENCH_ARGS="--only overhead pipeline"`; parts: sliding_window overhead pipeline peer memory growth
 BENCH_ARGS ?=
 
-.PHONY: help install train eval predict sweep bench test test-slow test-all clean-logs
+.PHONY: help install train eval predict export sweep bench test test-slow test-all clean-logs
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,11 @@ eval: $(INSTALLED) ## evaluate a checkpoint: make eval ckpt_path=...
 sweep: $(INSTALLED) ## a small grid multirun on the default data, with a leaderboard
 	$(PYTHON) -m semseg.train -m model=fcn8s,unet model.optimizer.lr=0.003,0.001 trainer.max_epochs=3 $(OVERRIDES)
 
-predict: $(INSTALLED) ## segment images: make predict ckpt_path=... input=<image|folder|glob> output=<folder>
+predict: $(INSTALLED) ## segment images: make predict ckpt_path=<.ckpt|.onnx> input=<image|folder|glob> output=<folder>
 	$(PYTHON) -m semseg.predict $(OVERRIDES)
+
+export: $(INSTALLED) ## export a checkpoint to ONNX: make export ckpt_path=... output=model.onnx
+	$(PYTHON) -m semseg.export $(OVERRIDES)
 
 $(BENCH_INSTALLED): $(INSTALLED)
 	$(PYTHON) -m pip install -c requirements/constraints.txt -e ".[bench]"

@@ -5,7 +5,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from semseg.errors import SemsegError
 from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY, SegmentationModule
 from semseg.utils.config import instantiate
@@ -23,17 +22,6 @@ def load_model(path: str | Path) -> tuple[SegmentationModule, dict]:
     model = instantiate(OmegaConf.create(meta["model_config"]))
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), meta
-
-
-def stored_normalization(meta: dict) -> dict[str, list[float]]:
-    """The input normalisation a checkpoint's model was trained with.
-
-    Checkpoints written before semseg stored it were all trained with ImageNet's statistics.
-    """
-    return {
-        "mean": list(meta.get("mean") or IMAGENET_MEAN),
-        "std": list(meta.get("std") or IMAGENET_STD),
-    }
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -3,6 +3,9 @@
     python -m semseg.eval ckpt_path=logs/train/runs/<time>/checkpoints/best.ckpt [data=...]
     python -m semseg.eval ckpt_path=... data=cityscapes predictions_dir=preds   # + labelId PNGs
 
+Besides the `test/...` metrics it writes the full report to `<run>/report/` (per-class and
+per-image tables, summary scores, the worst images; semseg.callbacks.evaluation_report).
+
 The network is rebuilt from the model config stored in the checkpoint, so only the data needs
 choosing; its classes must match the checkpoint's.
 """
@@ -14,8 +17,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from semseg.callbacks.evaluation_report import EvaluationReport
 from semseg.callbacks.predictions import PredictionWriter
-from semseg.checkpoint import load_model, stored_normalization
+from semseg.checkpoint import load_model
+from semseg.data.normalization import stored_normalization
 from semseg.distributed import check_devices
 from semseg.errors import SemsegError
 from semseg.train import finish_loggers
@@ -67,6 +72,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     model.inference.check(model.net)
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = [PredictionWriter(cfg.predictions_dir)] if cfg.get("predictions_dir") else []
+    if cfg.get("report"):
+        callbacks.append(EvaluationReport(cfg.report.output_dir, cfg.report.num_worst))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     try:
         trainer.test(model, datamodule=datamodule)

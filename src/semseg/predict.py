@@ -2,6 +2,7 @@
 
     python -m semseg.predict ckpt_path=<run>/checkpoints/best.ckpt input=<image|folder|glob> output=<folder>
     python -m semseg.predict ... inference=slide inference.crop_size=512 inference.stride=341
+    python -m semseg.predict ckpt_path=model.onnx ...     # a network exported by semseg.export, run by ONNX Runtime
 
 Images of any size are accepted (grayscale and RGBA are converted to RGB); slide inference keeps
 memory bounded on large ones. Images are normalised as in training (stored in the checkpoint).
@@ -21,7 +22,7 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
-from semseg.checkpoint import load_model, stored_normalization
+from semseg.data.normalization import stored_normalization
 from semseg.data.io import IMAGE_SUFFIXES, read_image
 from semseg.data.palette import colorize, save_palette_png
 from semseg.errors import SemsegError
@@ -112,16 +113,28 @@ def normalizer(cfg: DictConfig, meta: dict) -> A.Compose:
     return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
 
 
+def load_net(path: str, device: str):
+    """The network and its metadata: from a semseg.train checkpoint, or an ONNX file (ONNX Runtime)."""
+    if Path(path).suffix == ".onnx":
+        from semseg.onnx_net import OnnxNet
+
+        net = OnnxNet(path, device)
+        return net, net.meta
+    from semseg.checkpoint import load_model  # PyTorch and Lightning: only for checkpoints
+
+    model, meta = load_model(path)
+    return model.net.to(device), meta
+
+
 def predict(cfg: DictConfig) -> list[Path]:
     """Segment every input image; return the paths of the masks written."""
     out_dir = Path(cfg.output)
     images, base = find_images(str(cfg.input), exclude=out_dir)
     stems = [out_dir / name for name in output_names(images, base)]
     refuse_overwriting_inputs(images, [s.with_name(f"{s.name}{end}") for s in stems for end in (".png", "_overlay.png")])
-    model, meta = load_model(cfg.ckpt_path)
-    model.to(cfg.device)
+    net, meta = load_net(str(cfg.ckpt_path), cfg.device)
     inference = instantiate(cfg.inference)
-    inference.check(model.net)
+    inference.check(net)
     transform = normalizer(cfg, meta)
     palette = meta.get("palette")
     written = []
@@ -129,7 +142,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         image = read_image(path)
         batch = transform(image=image)["image"].unsqueeze(0).to(cfg.device)
         with torch.inference_mode():
-            mask = inference(model.net, batch).argmax(1)[0].cpu().numpy()
+            mask = inference(net, batch).argmax(1)[0].cpu().numpy()
         save_prediction(image, mask, stem, cfg.overlay_alpha, palette)
         written.append(stem.with_name(f"{stem.name}.png"))
     log.info("wrote %d masks and overlays to %s (classes %s)", len(written), out_dir, meta["class_names"])

@@ -27,3 +27,14 @@ def encoder_normalization(encoder_name: str | None) -> dict[str, list[float]]:
     mean = getattr(config, "mean", None) or IMAGENET_MEAN
     std = getattr(config, "std", None) or IMAGENET_STD
     return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
+
+
+def stored_normalization(meta: dict) -> dict[str, list[float]]:
+    """The input normalisation a checkpoint's model was trained with.
+
+    Checkpoints written before semseg stored it were all trained with ImageNet's statistics.
+    """
+    return {
+        "mean": list(meta.get("mean") or IMAGENET_MEAN),
+        "std": list(meta.get("std") or IMAGENET_STD),
+    }
