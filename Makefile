@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
-# `make bench BENCH_ARGS="--only overhead pipeline"`; parts: sliding_window overhead pipeline peer memory growth
+# `make bench BENCH_ARGS="--only overhead pipeline"`; parts: sliding_window overhead pipeline peer memory growth onnx
 BENCH_ARGS ?=
 
 .PHONY: help install train eval predict export sweep bench test test-slow test-all clean-logs

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from semseg.bench import growth, overhead, pipeline
+from semseg.bench import growth, onnx_latency, overhead, pipeline
 from semseg.bench.__main__ import main
 from semseg.bench.timing import alternate, markdown_table
 from semseg.utils.config import instantiate
@@ -83,3 +83,14 @@ def test_peer_nets_share_the_encoder(make_cfg):
     nets = build_nets(make_cfg(["model/encoder=resnet18"]), seed=0)
     images = torch.randn(1, 3, 64, 64)
     assert [net(images).shape for net in nets.values()] == [(1, 5, 64, 64)] * 3
+
+
+def test_onnx_latency_compares_both_sides_on_the_same_network(tmp_path):
+    nets = onnx_latency.sides("fcn8s", tmp_path)
+    image = torch.randn(1, 3, 70, 90)
+    with torch.no_grad():
+        eager, runtime = nets["PyTorch eager"](image), nets["ONNX Runtime"](image)
+    assert torch.allclose(eager, runtime, atol=1e-4)
+    times = onnx_latency.latency(nets, (64, 96), "slide", rounds=1)
+    assert set(times) == {"PyTorch eager", "ONNX Runtime"} and min(times.values()) > 0
+

@@ -46,7 +46,8 @@ def metadata(meta: dict, net: torch.nn.Module) -> dict:
     }
 
 
-def export_onnx(net: torch.nn.Module, output: Path, example: torch.Tensor, opset: int) -> None:
+def write_onnx(net: torch.nn.Module, meta: dict, output: Path, example: torch.Tensor, opset: int = 18) -> None:
+    """Export `net` (eval mode) with dynamic batch, height and width, and add the metadata."""
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
@@ -54,6 +55,9 @@ def export_onnx(net: torch.nn.Module, output: Path, example: torch.Tensor, opset
             net, (example,), str(output), input_names=["images"], output_names=["logits"],
             dynamic_shapes={"images": dims}, opset_version=opset, dynamo=True, external_data=False,
         )
+    graph = onnx.load(str(output))
+    onnx.helper.set_model_props(graph, {METADATA_KEY: json.dumps(metadata(meta, net))})
+    onnx.save(graph, str(output))
 
 
 def check_against_pytorch(net: torch.nn.Module, output: Path, example: torch.Tensor, tolerance: float) -> float:
@@ -89,10 +93,7 @@ def export(cfg: DictConfig) -> Path:
     output = writable_output(Path(cfg.output))
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
-    export_onnx(net, output, example, cfg.opset)
-    graph = onnx.load(str(output))
-    onnx.helper.set_model_props(graph, {METADATA_KEY: json.dumps(metadata(meta, net))})
-    onnx.save(graph, str(output))
+    write_onnx(net, meta, output, example, cfg.opset)
     difference = check_against_pytorch(net, output, example, cfg.tolerance)
     log.info("wrote %s (ONNX Runtime vs PyTorch: max |logit difference| %.2g on %s)", output, difference, list(example.shape))
     return output

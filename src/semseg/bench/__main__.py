@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench import growth, memory, overhead, peer, pipeline, sliding_window
+from semseg.bench import growth, memory, onnx_latency, overhead, peer, pipeline, sliding_window
 from semseg.bench.timing import write_report
 
 PARTS = {
@@ -23,6 +23,7 @@ PARTS = {
     "peer": lambda args: peer.report(args.peer_steps),
     "memory": lambda args: memory.report(),
     "growth": lambda args: growth.report(),
+    "onnx": lambda args: onnx_latency.report(),
 }
 RESULTS = Path("bench") / "results"
 
