@@ -141,3 +141,9 @@ def test_train_with_a_users_folder_as_synthetic_root_is_refused_in_one_line(tmp_
                       f"paths.log_dir={tmp_path / 'logs'}"], cwd=REPO)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "semseg: error: data.root=" in result.stderr and (mine / "labels.txt").read_text() == "keep"
+
+
+def test_a_generation_killed_early_does_not_block_the_next(tmp_path):
+    (tmp_path / "syn.partial").mkdir()  # killed before it wrote anything
+    assert (generate(tmp_path / "syn", seed=0, **SMALL) / "generator.json").is_file()
+    assert not (tmp_path / "syn.partial").exists()

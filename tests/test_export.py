@@ -80,6 +80,15 @@ def test_export_refuses_what_it_cannot_use(checkpoint, tmp_path):
         GlobalHydra.instance().clear()
         with pytest.raises(SemsegError, match=message):
             export(compose_config("export.yaml", overrides, tmp_path / "run"))
+    # an export that fails its check leaves an existing file as it was, and no temporary
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"the last good export")
+    GlobalHydra.instance().clear()
+    with pytest.raises(SemsegError, match=r"differs from PyTorch by .* \(more than tolerance=-1.0\).*nothing was written"):
+        export(compose_config("export.yaml", [f"ckpt_path={checkpoint}", f"output={existing}", "tolerance=-1.0"],
+                              tmp_path / "run"))
+    assert existing.read_bytes() == b"the last good export" and sorted(p.name for p in tmp_path.glob("*.onnx")) == ["model.onnx"]
+    assert not list(tmp_path.glob(".*partial*"))
 
 
 def test_predict_refuses_an_onnx_file_that_semseg_did_not_export(tmp_path):
@@ -112,6 +121,9 @@ def test_make_export_then_onnx_predict_on_the_command_line(checkpoint, tmp_path)
 def test_eval_writes_a_full_report_that_agrees_with_test_miou(make_cfg, checkpoint):
     import csv
 
+    skipped = make_cfg([f"ckpt_path={checkpoint}", "report.num_worst=0"], config_name="eval.yaml", output="eval0")
+    evaluate(skipped)
+    assert not list((Path(skipped.paths.output_dir) / "report" / "worst").glob("*.png"))
     cfg = make_cfg([f"ckpt_path={checkpoint}", "data.batch_size=4"], config_name="eval.yaml", output="eval")
     metrics = evaluate(cfg)
     report = Path(cfg.paths.output_dir) / "report"

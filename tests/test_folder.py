@@ -123,7 +123,7 @@ def test_bad_mask_files_are_named_with_the_fix(folder_copy):
         val.load(by_name["0103"])
     # without the label map, the void colour (raw value 3) is no class
     with pytest.raises(SemsegError, match=r"holds colours \[\[255, 255, 255\]\] \(raw values \[3\]\) that map to no "
-                                          r"class: classes are 0..2 .* data.label_map=\{3: 255\}"):
+                                          r"class: classes are 0..2 .* \+\+data.label_map=\{3:255\}"):
         dataset(folder_copy, "train", label_map={}).load(0)
     with pytest.raises(SemsegError, match=r"is an RGB colour image; list the colour of each raw value in data.colors"):
         dataset(folder_copy, "train", colors=None).load(0)
@@ -242,3 +242,24 @@ def test_folder_mistakes_on_the_command_line_are_one_line(tmp_path):
         "semseg: error: data.class_names has no value (??? in its config); set it on the command line, "
         "e.g. data.class_names=<value>."
     )
+
+
+def test_palette_masks_are_read_by_their_colours_when_data_colors_is_given(folder_copy):
+    """A palette PNG whose palette order differs from data.colors: the colour shown decides."""
+    mask_path = folder_copy / "masks/val/0103_mask.png"
+    rgb = np.array(Image.open(mask_path).convert("RGB"))
+    expected = dataset(folder_copy, "val").label_values(mask_path)
+    reordered = [FOLDER_COLORS[i] for i in (3, 2, 1, 0)]  # palette index i shows colour reordered[i]
+    indices = np.zeros(rgb.shape[:2], dtype=np.uint8)
+    for index, colour in enumerate(reordered):
+        indices[(rgb == colour).all(-1)] = index
+    png = Image.fromarray(indices, mode="P")
+    png.putpalette([c for colour in reordered for c in colour])
+    png.save(mask_path)
+    assert np.array_equal(dataset(folder_copy, "val").label_values(mask_path), expected)
+
+
+def test_class_names_must_be_a_list(make_cfg, folder_tree):
+    cfg = make_cfg(["data=folder", f"data.root={folder_tree[0]}", "data.class_names=cell"])
+    with pytest.raises(SemsegError, match=r"data.class_names='cell' must be a list .* data.class_names=\[background,cell\]"):
+        instantiate(cfg.data)

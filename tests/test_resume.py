@@ -11,6 +11,7 @@ import torch
 from semseg.checkpoint_io import AtomicCheckpointIO
 from semseg.errors import SemsegError
 from semseg.train import train
+from semseg.utils import atomic
 from tests.conftest import REPO, TINY_DATA_OVERRIDES
 
 # 16 training images in batches of 4: 4 steps an epoch; the FCN head's dropout draws from the RNG
@@ -91,10 +92,13 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path)
     assert killed.returncode == -9
     (orphan,) = tmp_path.glob(".last.ckpt.*.tmp")
     (tmp_path / ".notes.tmp").write_text("a user's file")  # not of our naming: never touched
-    running = tmp_path / f".best.ckpt.{os.getpid()}.0123abcd.tmp"  # a write of a live process
+    host = atomic._host()  # the name this machine writes into temporaries
+    running = tmp_path / f".best.ckpt.{host}.{os.getpid()}.0123abcd.tmp"  # a write of a live process
+    elsewhere = tmp_path / ".best.ckpt.other-node.999999.0123abcd.tmp"  # another machine's write
+    elsewhere.write_bytes(b"")
     running.write_bytes(b"")
     AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(2)}, tmp_path / "last.ckpt")
-    assert not orphan.exists() and running.exists() and (tmp_path / ".notes.tmp").exists()
+    assert not orphan.exists() and running.exists() and elsewhere.exists() and (tmp_path / ".notes.tmp").exists()
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["step"] == 2
 
 

@@ -7,11 +7,12 @@ with dynamic batch, height and width: `images` (B, 3, H, W) float32 RGB, normali
 metadata says, to `logits` (B, C, H, W). The metadata (key `semseg`, JSON) holds the class names,
 palette, mean, std and output stride, which `semseg.predict ckpt_path=<file>.onnx` reads. The
 exported file is run once with ONNX Runtime on a random input; logits further than `tolerance`
-from PyTorch's fail the export and the file is removed.
+from PyTorch's fail the export, and `output` is only replaced by a file that passed.
 """
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -68,10 +69,9 @@ def check_against_pytorch(net: torch.nn.Module, output: Path, example: torch.Ten
         expected = net(example).numpy()
     difference = float(np.abs(exported - expected).max()) if exported.shape == expected.shape else float("inf")
     if not difference <= tolerance:
-        output.unlink(missing_ok=True)
         raise SemsegError(
             f"the exported network differs from PyTorch by {difference:.3g} (more than tolerance={tolerance}) "
-            f"on a random {list(example.shape)} input, so {output} was removed. Report this with the "
+            f"on a random {list(example.shape)} input, so nothing was written. Report this with the "
             "checkpoint's model config; the .ckpt still works with semseg.predict."
         )
     return difference
@@ -93,8 +93,13 @@ def export(cfg: DictConfig) -> Path:
     output = writable_output(Path(cfg.output))
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
-    write_onnx(net, meta, output, example, cfg.opset)
-    difference = check_against_pytorch(net, output, example, cfg.tolerance)
+    partial = output.with_name(f".{output.stem}.{os.getpid()}.partial.onnx")  # an existing file stays until checked
+    try:
+        write_onnx(net, meta, partial, example, cfg.opset)
+        difference = check_against_pytorch(net, partial, example, cfg.tolerance)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
     log.info("wrote %s (ONNX Runtime vs PyTorch: max |logit difference| %.2g on %s)", output, difference, list(example.shape))
     return output
 

@@ -73,17 +73,25 @@ def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Pat
 
 def output_names(images: list[Path], base: Path) -> list[Path]:
     """Each image's output path without suffix, relative to the output folder: its path under
-    `base` without the extension, or with it (`x_jpg`) where two images would share a name."""
+    `base` without the extension; with it (`x_jpg`) where two images would share a name, and a
+    number on top if even that is not enough (`x.jpg`, `x.JPG` on a case-insensitive disk)."""
     stems = [image.relative_to(base).with_suffix("") for image in images]
-    taken: dict[Path, int] = {}
+    counts: dict[str, int] = {}
     for stem in stems:
-        taken[stem] = taken.get(stem, 0) + 1
-    names = []
+        counts[str(stem).lower()] = counts.get(str(stem).lower(), 0) + 1
+    names, taken = [], set()
     for image, stem in zip(images, stems):
-        if taken[stem] > 1:
-            stem = stem.with_name(f"{stem.name}_{image.suffix.lstrip('.').lower()}")
-            log.warning("%s shares its name with another input: its outputs are named %s*.png", image, stem)
-        names.append(stem)
+        name = stem
+        if counts[str(stem).lower()] > 1:
+            name = stem.with_name(f"{stem.name}_{image.suffix.lstrip('.')}")
+        number = 1
+        while str(name).lower() in taken:
+            number += 1
+            name = stem.with_name(f"{stem.name}_{image.suffix.lstrip('.')}_{number}")
+        if name != stem:
+            log.warning("%s shares its name with another input: its outputs are named %s*.png", image, name)
+        taken.add(str(name).lower())
+        names.append(name)
     return names
 
 

@@ -60,7 +60,7 @@ class EvaluationReport(L.Callback):
             scores = scores_from_confusion(image_confusion(prediction, mask, classes))
             record = {"image": batch["name"][index], "mIoU": float(scores["mIoU"]), "pixel_acc": float(scores["pixel_acc"])}
             self.images.append(record)
-            if not np.isfinite(record["mIoU"]):  # no labelled pixel: nothing to score
+            if not np.isfinite(record["mIoU"]) or self.num_worst <= 0:  # no labelled pixel: nothing to score
                 continue
             key = (-record["mIoU"], len(self.images))  # the heap's top is the best of the kept worst
             if len(self.worst) == self.num_worst and key <= self.worst[0][:2]:
@@ -111,7 +111,8 @@ class EvaluationReport(L.Callback):
             writer.writerow(["class", "iou", "acc", "dice", "pixels"])
             for c, name in enumerate(names):
                 writer.writerow([name, *(float(per_class[k][c]) for k in ("iou", "acc", "dice")), int(per_class["pixels"][c])])
-        (folder / "summary.json").write_text(json.dumps(report["summary"], indent=2, allow_nan=True))
+        summary = {key: value if np.isfinite(value) else None for key, value in report["summary"].items()}
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))  # null where undefined
         # worst first; images without a labelled pixel (mIoU NaN) last
         ordered = sorted(images, key=lambda r: (not np.isfinite(r["mIoU"]), r["mIoU"], r["image"]))
         with open(folder / "per_image.csv", "w", newline="") as file:

@@ -14,6 +14,16 @@ from semseg.data.verify import verify_files
 from semseg.errors import SemsegError
 
 
+def class_list(names) -> list[str]:
+    """`data.class_names` as a list; a plain string (`data.class_names=cell`) is refused, not split into letters."""
+    if isinstance(names, str) or not isinstance(names, Sequence) and not hasattr(names, "__iter__"):
+        raise SemsegError(
+            f"data.class_names={names!r} must be a list with one name per class, e.g. "
+            "data.class_names=[background,cell]."
+        )
+    return [str(name) for name in names]
+
+
 def pad_collate(items: list[dict]) -> dict:
     """Batch items of any sizes: images padded with 0 and masks with 255 (ignored) at the bottom and right.
 
@@ -83,7 +93,7 @@ class SegmentationDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.dataset = dataset
-        self.class_names = list(class_names)
+        self.class_names = class_list(class_names)
         if num_classes is not None and num_classes != len(self.class_names):
             raise SemsegError(
                 f"data.num_classes={num_classes} but data.class_names has {len(self.class_names)} "
@@ -102,6 +112,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.std = [float(v) for v in std] if std is not None else None
         self._palette = [[int(c) for c in colour] for colour in palette] if palette else None
         self.verify = verify
+        self.verified: set[str] = set()  # split names already checked (test may be val)
         self.datasets: dict[str, Dataset] = {}
 
     @property
@@ -133,8 +144,9 @@ class SegmentationDataModule(L.LightningDataModule):
         for name in wanted:
             if name not in self.datasets:
                 self.datasets[name] = self.dataset(split=self.splits[name], transform=self.transforms[name])
-                if self.verify:
+                if self.verify and self.splits[name] not in self.verified:
                     verify_files(self.datasets[name], self.splits[name], self.num_workers)
+                    self.verified.add(self.splits[name])
 
     @property
     def world_size(self) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semseg.data.datamodule import SegmentationDataModule
+from semseg.data.datamodule import SegmentationDataModule, class_list
 from semseg.data.io import IGNORE_INDEX, IMAGE_SUFFIXES, read_mask
 from semseg.data.pairs import ImageMaskDataset
 from semseg.errors import SemsegError
@@ -162,7 +162,7 @@ class FolderDataset(ImageMaskDataset):
             raise SemsegError(
                 f"mask {path} holds {what} that map to no class: classes are 0..{self.num_classes - 1} "
                 f"(data.class_names) and {IGNORE_INDEX} is ignore. Map them with data.label_map, e.g. "
-                f"data.label_map={{{bad[0]}: {IGNORE_INDEX}}} to ignore them, or add classes to data.class_names."
+                f"++data.label_map={{{bad[0]}:{IGNORE_INDEX}}} to ignore them, or add classes to data.class_names."
             )
         return values
 
@@ -188,6 +188,7 @@ class FolderDataModule(SegmentationDataModule):
         palette: Sequence[Sequence[int]] | None = None,
         **kwargs,
     ):
+        class_names = class_list(class_names)
         dataset = functools.partial(
             FolderDataset, root=root, num_classes=len(class_names), image_dir=image_dir, mask_dir=mask_dir,
             mask_suffix=mask_suffix or "", colors=colors, label_map=dict(label_map or {}),

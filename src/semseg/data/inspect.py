@@ -53,6 +53,8 @@ class MaskStatistics(Dataset):
             values = self.dataset.label_values(mask_path)
         except SemsegError as error:
             return {"file": str(mask_path), "problem": str(error)}
+        except Exception as error:  # listed like the others, so one odd file does not end the report
+            return {"file": str(mask_path), "problem": f"{type(error).__name__}: {error}"}
         if values.shape != size:
             return {"file": str(image_path), "problem": (
                 f"image {image_path} is {size[1]}x{size[0]} but its mask {mask_path} is "
@@ -124,7 +126,7 @@ def print_report(report: SplitReport, class_names: list[str], console: Console) 
     for value, example in sorted(report.example.items()):
         console.print(
             f"[red]value {value} is no class[/red]: {report.pixels[value]} pixels in {report.images_with[value]} "
-            f"masks, e.g. {example}. Map it with data.label_map (e.g. {{{value}: 255}} to ignore it) or add a class."
+            f"masks, e.g. {example}. Map it with data.label_map (e.g. ++data.label_map={{{value}:255}} to ignore it) or add a class."
         )
     for file, problem in report.problems[:10]:
         console.print(f"[red]problem[/red]: {problem}")

@@ -25,12 +25,20 @@ _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def _open(path: Path, what: str) -> Image.Image:
     try:
         image = Image.open(path)
         image.load()
         return image
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError as error:
+        raise SemsegError(
+            f"cannot read {what} {path}: {error} Pillow refuses images larger than "
+            "PIL.Image.MAX_IMAGE_PIXELS; tile it into smaller images."
+        ) from None
+    except UNREADABLE as error:
         raise SemsegError(f"cannot read {what} {path}: {error}. Replace or remove the file.") from None
 
 
@@ -47,7 +55,10 @@ def read_image(path: str | Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, turned upright by its EXIF orientation."""
     path = Path(path)
     with _open(path, "image") as image:
-        image = ImageOps.exif_transpose(image)
+        try:
+            image = ImageOps.exif_transpose(image)
+        except UNREADABLE as error:  # a malformed EXIF block
+            raise SemsegError(f"cannot read the EXIF orientation of image {path}: {error}. Re-save the image.") from None
         if image.mode in _WIDE_MODES:
             image = _wide_to_8bit(image, path)
         return np.array(image.convert("RGB"))
@@ -62,7 +73,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             if image.getexif().get(0x0112) in _ROTATING_ORIENTATIONS:
                 width, height = height, width
             return height, width
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UNREADABLE as error:
         raise SemsegError(f"cannot read image {path}: {error}. Replace or remove the file.") from None
 
 
@@ -77,16 +88,20 @@ def stored_size(path: str | Path) -> tuple[int, int] | None:
 def read_mask(path: str | Path, colors: Sequence[Sequence[int]] | None = None) -> np.ndarray:
     """A mask file as (H, W) uint8 raw values.
 
-    8-bit grayscale ('L') and palette ('P') files give their pixel values. RGB files give the
-    index of each pixel's colour in `colors`; without `colors`, an RGB file whose three channels
-    are equal everywhere is read as grayscale. Anything else (16-bit, colour without a colour
-    list, a colour not in the list) is refused, naming the file and the fix.
+    8-bit grayscale ('L') and palette ('P') files give their pixel values. RGB files, and palette
+    files when `colors` is given, give the index of each pixel's colour in `colors`; without
+    `colors`, an RGB file whose three channels are equal everywhere is read as grayscale.
+    Anything else (16-bit, colour without a colour list, a colour not in the list) is refused,
+    naming the file and the fix.
     """
     path = Path(path)
     with _open(path, "mask") as mask:
         mode = mask.mode
-        if mode in ("L", "P"):
+        if mode == "L" or (mode == "P" and not colors):
             return np.array(mask)
+        if mode == "P":  # with data.colors, what counts is the colour shown, not the palette index
+            mask = mask.convert("RGB")
+            mode = "RGB"
         if mode in _WIDE_MODES:
             raise SemsegError(
                 f"mask {path} is a {mode} (16-bit or wider) image; masks must be 8-bit. Save it as an "

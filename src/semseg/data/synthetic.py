@@ -143,12 +143,12 @@ def generate(
         return root
     refuse_foreign_folder(root)
     tmp = root.with_name(root.name + ".partial")
-    if tmp.exists():
-        refuse_foreign_folder(tmp)
-        shutil.rmtree(tmp)
-    (tmp / IMAGE_DIR).mkdir(parents=True)
-    (tmp / MASK_DIR).mkdir(parents=True)
-    (tmp / STAMP).write_text("{}")  # marks the folder as the generator's while it is written
+    refuse_foreign_folder(tmp, key=f"the generator's working folder (beside data.root) {tmp}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    (tmp / STAMP).write_text("{}")  # marks the folder as the generator's before anything else is in it
+    (tmp / IMAGE_DIR).mkdir()
+    (tmp / MASK_DIR).mkdir()
     rng = np.random.default_rng(seed)
     splits = {"train": num_train, "val": num_val, "test": num_test}
     shapes = settings.get("sizes") or [[image_size, image_size]]
@@ -169,7 +169,7 @@ def generate(
     return root
 
 
-def refuse_foreign_folder(folder: Path) -> None:
+def refuse_foreign_folder(folder: Path, key: str | None = None) -> None:
     """Refuse to replace a non-empty folder that this generator did not write."""
     if not folder.exists() or (folder / STAMP).is_file():
         return
@@ -177,7 +177,7 @@ def refuse_foreign_folder(folder: Path) -> None:
         folder.rmdir()
         return
     raise SemsegError(
-        f"data.root={folder} already holds files that the synthetic data generator did not write "
+        f"{key or f'data.root={folder}'} already holds files that the synthetic data generator did not write "
         f"(no {STAMP} there); semseg will not touch them. For your own images and masks use "
         "data=folder data.root=<that folder>; to generate the synthetic data, point data.root at an "
         "empty or new folder."

@@ -30,6 +30,8 @@ class _Problems(Dataset):
             self.dataset.load(index)
         except SemsegError as error:
             return str(error)
+        except Exception as error:  # anything else a reader trips over is a problem of this file too
+            return f"{self.dataset.image_paths[index]}: {type(error).__name__}: {error}"
         return None
 
 

@@ -7,6 +7,7 @@ describe the feature maps, so any decoder here works with any encoder.
 import contextlib
 import difflib
 import logging
+import os
 import re
 import socket
 from collections.abc import Iterator
@@ -79,10 +80,17 @@ def create_from_file(name: str, weights: Path, **kwargs) -> nn.Module:
     )
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_ENDPOINT")
+
+
 def hub_unreachable() -> bool:
-    """True when HF_HUB_OFFLINE is set or a 3-second connection to the Hugging Face hub fails."""
+    """True when HF_HUB_OFFLINE is set, or a 3-second direct connection to the Hugging Face hub
+    fails. Behind a proxy or with a mirror (HF_ENDPOINT) a direct connection says nothing, so
+    there the hub client is left to try, and its own error is reported."""
     if hub.HF_HUB_OFFLINE:
         return True
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return False
     try:
         socket.create_connection(("huggingface.co", 443), timeout=3).close()
     except OSError:
@@ -96,6 +104,12 @@ def create_downloaded(name: str, **kwargs) -> nn.Module:
     Offline, the hub client would retry for most of a minute before failing with its own error;
     here it is told at once to use its cache only, and a miss is one clear error.
     """
+    config = timm.models.get_pretrained_cfg(name)
+    if config is None or not (config.hf_hub_id or config.url or config.file):
+        raise SemsegError(
+            f"timm has no pretrained weights for '{name}'. Set model.net.encoder.pretrained=false, pass a "
+            "local weights file, or name an encoder that has them (e.g. model/encoder=resnet18)."
+        )
     offline, previous = hub_unreachable(), hub.HF_HUB_OFFLINE
     hub.HF_HUB_OFFLINE = offline
     try:

@@ -3,14 +3,20 @@
 import contextlib
 import os
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 
-# `.<name>.<pid>.<8 hex>.tmp`: the temporary files replaced_atomically writes
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+# `.<name>.<host>.<pid>.<8 hex>.tmp`: the temporary files replaced_atomically writes
+_TEMPORARY = re.compile(r"^\..+\.([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _host() -> str:
+    """This machine's name as it appears in temporary file names (no dots)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
 
 
 def _alive(pid: int) -> bool:
@@ -26,13 +32,17 @@ def _alive(pid: int) -> bool:
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the temporary files of writes whose process is gone (killed mid-write).
 
-    Only files of replaced_atomically's own naming are touched, and only when the process that
-    named them no longer runs, so a write in progress elsewhere keeps its file.
+    Only files of replaced_atomically's own naming, written on this machine by a process that no
+    longer runs, are touched: a write in progress here, or on another node sharing the folder
+    (SLURM jobs writing one leaderboard), keeps its file.
     """
-    removed = []
+    removed, host = [], _host()
     for path in folder.glob(".*.tmp") if folder.is_dir() else []:
         found = _TEMPORARY.match(path.name)
-        if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+        if not found or found.group(1) != host:
+            continue
+        pid = int(found.group(2))
+        if pid != os.getpid() and not _alive(pid):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -51,7 +61,7 @@ def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(temporary, "xb") as file:
             yield file
