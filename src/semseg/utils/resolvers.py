@@ -11,10 +11,11 @@ from semseg.data.normalization import encoder_normalization
 
 
 def mixed_precision() -> str:
-    """`bf16-mixed` on GPUs that support it, `16-mixed` on older GPUs, `32-true` without a GPU."""
+    """`bf16-mixed` on GPUs with native bf16 (Ampere or newer), `16-mixed` on older GPUs (where
+    bf16 would only be emulated, slowly), `32-true` without a GPU."""
     if not torch.cuda.is_available():
         return "32-true"
-    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if torch.cuda.is_bf16_supported(including_emulation=False) else "16-mixed"
 
 
 def _process_start_time(pid: int) -> float | None:
