@@ -248,7 +248,7 @@ def test_palette_masks_are_read_by_their_colours_when_data_colors_is_given(folde
     """A palette PNG whose palette order differs from data.colors: the colour shown decides."""
     mask_path = folder_copy / "masks/val/0103_mask.png"
     rgb = np.array(Image.open(mask_path).convert("RGB"))
-    expected = dataset(folder_copy, "val").label_values(mask_path)
+    expected = dataset(folder_copy, "val").read_mask(mask_path)
     reordered = [FOLDER_COLORS[i] for i in (3, 2, 1, 0)]  # palette index i shows colour reordered[i]
     indices = np.zeros(rgb.shape[:2], dtype=np.uint8)
     for index, colour in enumerate(reordered):
@@ -256,7 +256,7 @@ def test_palette_masks_are_read_by_their_colours_when_data_colors_is_given(folde
     png = Image.fromarray(indices, mode="P")
     png.putpalette([c for colour in reordered for c in colour])
     png.save(mask_path)
-    assert np.array_equal(dataset(folder_copy, "val").label_values(mask_path), expected)
+    assert np.array_equal(dataset(folder_copy, "val").read_mask(mask_path), expected)
 
 
 def test_class_names_must_be_a_list(make_cfg, folder_tree):

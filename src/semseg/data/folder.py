@@ -148,23 +148,18 @@ class FolderDataset(ImageMaskDataset):
                 "so labels would be wrong along every edge. Save masks as PNG."
             )
 
-    def label_values(self, path: Path) -> np.ndarray:
+    def read_mask(self, path: Path) -> np.ndarray:
         """Raw values (or colours) mapped through data.label_map; unmapped values stay as they are."""
         return self.lookup[read_mask(path, self.colors)].astype(np.uint8)
 
-    def read_mask(self, path: Path) -> np.ndarray:
-        """Class indices and 255; a raw value that maps to neither is an error naming it."""
-        values = self.label_values(path)
-        invalid = (values >= self.num_classes) & (values != IGNORE_INDEX)
-        if invalid.any():
-            bad = sorted(np.unique(values[invalid]).tolist())  # unmapped, so still the raw values
-            what = f"colours {[self.colors[v] for v in bad]} (raw values {bad})" if self.colors else f"raw values {bad}"
-            raise SemsegError(
-                f"mask {path} holds {what} that map to no class: classes are 0..{self.num_classes - 1} "
-                f"(data.class_names) and {IGNORE_INDEX} is ignore. Map them with data.label_map, e.g. "
-                f"++data.label_map={{{bad[0]}:{IGNORE_INDEX}}} to ignore them, or add classes to data.class_names."
-            )
-        return values
+    def invalid_values_message(self, path: Path, values: list[int]) -> str:
+        """Values no class has: unmapped by data.label_map, so still the raw values (or colours)."""
+        what = f"colours {[self.colors[v] for v in values]} (raw values {values})" if self.colors else f"raw values {values}"
+        return (
+            f"mask {path} holds {what} that map to no class: classes are 0..{self.num_classes - 1} "
+            f"(data.class_names) and {IGNORE_INDEX} is ignore. Map them with data.label_map, e.g. "
+            f"++data.label_map={{{values[0]}:{IGNORE_INDEX}}} to ignore them, or add classes to data.class_names."
+        )
 
 
 class FolderDataModule(SegmentationDataModule):

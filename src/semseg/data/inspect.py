@@ -29,6 +29,7 @@ from rich.table import Table  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
+from semseg.data.pairs import size_mismatch  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
 from semseg.errors import SemsegError  # noqa: E402
 from semseg.utils.config import CONFIG_DIR, instantiate, report_user_errors  # noqa: E402
@@ -50,15 +51,13 @@ class MaskStatistics(Dataset):
         image_path, mask_path = self.dataset.image_paths[index], self.dataset.mask_paths[index]
         try:
             size = image_size(image_path)
-            values = self.dataset.label_values(mask_path)
+            values = self.dataset.read_mask(mask_path)
         except SemsegError as error:
             return {"file": str(mask_path), "problem": str(error)}
         except Exception as error:  # listed like the others, so one odd file does not end the report
             return {"file": str(mask_path), "problem": f"{type(error).__name__}: {error}"}
         if values.shape != size:
-            return {"file": str(image_path), "problem": (
-                f"image {image_path} is {size[1]}x{size[0]} but its mask {mask_path} is "
-                f"{values.shape[1]}x{values.shape[0]}; they must match.")}
+            return {"file": str(image_path), "problem": size_mismatch(image_path, size, mask_path, values.shape)}
         return {"file": str(mask_path), "size": size, "counts": np.bincount(values.ravel(), minlength=256).tolist()}
 
 

@@ -56,13 +56,9 @@ class ImageMaskDataset(Dataset):
         self.transform = transform
 
     def read_mask(self, path: Path) -> np.ndarray:
-        """The (H, W) mask of class indices, 255 = ignore."""
+        """The (H, W) mask of class indices, 255 = ignore. Values that are no class are kept here
+        (`load` refuses them), so `semseg.data.inspect` can count them."""
         return read_mask(path)
-
-    def label_values(self, path: Path) -> np.ndarray:
-        """The mask as class indices before any check: values that are no class are kept, so
-        `semseg.data.inspect` can count them. Readers that map raw values override it."""
-        return self.read_mask(path)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -76,11 +72,15 @@ class ImageMaskDataset(Dataset):
             raise SemsegError(size_mismatch(image_path, image.shape[:2], mask_path, mask.shape))
         invalid = (mask >= self.num_classes) & (mask != IGNORE_INDEX)
         if invalid.any():
-            raise SemsegError(
-                f"mask {mask_path} holds values {sorted(np.unique(mask[invalid]).tolist())}"
-                f" that are neither a class index (0..{self.num_classes - 1}) nor {IGNORE_INDEX} (ignore)."
-            )
+            raise SemsegError(self.invalid_values_message(mask_path, sorted(np.unique(mask[invalid]).tolist())))
         return image, mask
+
+    def invalid_values_message(self, path: Path, values: list[int]) -> str:
+        """What to say of mask values that are neither a class nor ignore (readers add their fix)."""
+        return (
+            f"mask {path} holds values {values} that are neither a class index "
+            f"(0..{self.num_classes - 1}) nor {IGNORE_INDEX} (ignore)."
+        )
 
     def __getitem__(self, index: int) -> dict:
         image, mask = self.load(index)
