@@ -22,16 +22,8 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from semseg.callbacks.figures import overlay_panel, to_display
-from semseg.data.io import IGNORE_INDEX
-from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
-from semseg.models.metrics import report_from_confusion, scores_from_confusion
-
-
-def image_confusion(prediction: torch.Tensor, mask: torch.Tensor, num_classes: int) -> torch.Tensor:
-    labelled = mask != IGNORE_INDEX
-    index = mask[labelled] * num_classes + prediction[labelled]
-    return torch.bincount(index.flatten(), minlength=num_classes**2).view(num_classes, num_classes)
+from semseg.callbacks.figures import batch_image, overlay_panel
+from semseg.models.metrics import image_confusion, report_from_confusion, scores_from_confusion
 
 
 def _gather(records: list) -> list:
@@ -67,18 +59,11 @@ class EvaluationReport(L.Callback):
                 continue
             picture = {
                 "name": record["image"], "mIoU": record["mIoU"], "mask": mask.cpu().numpy().astype(np.uint8),
-                "image": self._display(trainer, batch["image"][index, :, :h, :w]),
+                "image": batch_image(batch["image"][index, :, :h, :w], trainer.datamodule),
                 "prediction": prediction.cpu().numpy().astype(np.uint8),
             }
             push = heapq.heappush if len(self.worst) < self.num_worst else heapq.heapreplace
             push(self.worst, (*key, picture))
-
-    @staticmethod
-    def _display(trainer, image: torch.Tensor) -> np.ndarray:
-        datamodule = trainer.datamodule
-        mean = getattr(datamodule, "mean", None) or IMAGENET_MEAN
-        std = getattr(datamodule, "std", None) or IMAGENET_STD
-        return to_display(image.float().cpu().numpy(), mean, std)
 
     def on_test_end(self, trainer, pl_module) -> None:
         images, worst = _gather(self.images), _gather([entry[2] for entry in self.worst])

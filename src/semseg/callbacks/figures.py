@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 from semseg.data.io import IGNORE_INDEX  # noqa: E402
+from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from semseg.data.palette import colorize, full_palette  # noqa: E402
 
 BACKGROUND = (245, 245, 245)  # letterbox and legend background
@@ -20,6 +21,14 @@ def to_display(image: np.ndarray, mean, std) -> np.ndarray:
     """Undo the input normalisation of a (3, H, W) float image; return (H, W, 3) uint8."""
     pixels = image.transpose(1, 2, 0) * np.asarray(std) + np.asarray(mean)
     return (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
+def batch_image(image, datamodule) -> np.ndarray:
+    """One (3, H, W) image tensor of a batch as (H, W, 3) uint8, un-normalised with the data's
+    statistics (ImageNet's for a datamodule that has none)."""
+    mean = getattr(datamodule, "mean", None) or IMAGENET_MEAN
+    std = getattr(datamodule, "std", None) or IMAGENET_STD
+    return to_display(image.float().cpu().numpy(), mean, std)
 
 
 def overlay_panel(image: np.ndarray, target: np.ndarray, prediction: np.ndarray, palette=None) -> np.ndarray:

@@ -13,9 +13,8 @@ import wandb
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
-from semseg.callbacks.figures import confusion_figure, legend, overlay_panel, stack_rows, to_display
+from semseg.callbacks.figures import batch_image, confusion_figure, legend, overlay_panel, stack_rows
 from semseg.data.io import IGNORE_INDEX
-from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from semseg.models.metrics import scores_from_confusion
 
 
@@ -56,15 +55,12 @@ class ValidationReport(L.Callback):
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if trainer.sanity_checking or not self.positions:
             return
-        datamodule = trainer.datamodule
-        mean = getattr(datamodule, "mean", None) or IMAGENET_MEAN
-        std = getattr(datamodule, "std", None) or IMAGENET_STD
         for index, prediction in enumerate(outputs):
             if batch_idx * self.batch_size + index not in self.positions:
                 continue
             h, w = prediction.shape
             self.samples.append({
-                "image": to_display(batch["image"][index, :, :h, :w].float().cpu().numpy(), mean, std),
+                "image": batch_image(batch["image"][index, :, :h, :w], trainer.datamodule),
                 "target": batch["mask"][index, :h, :w].cpu().numpy().astype(np.uint8),
                 "prediction": prediction.cpu().numpy().astype(np.uint8),
                 "name": batch["name"][index],

@@ -37,32 +37,37 @@ def scores_from_confusion(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def image_confusion(prediction: torch.Tensor, mask: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The confusion matrix of one (H, W) prediction against its mask, label 255 left out."""
+    labelled = mask != IGNORE_INDEX
+    index = mask[labelled] * num_classes + prediction[labelled]
+    return torch.bincount(index.flatten(), minlength=num_classes**2).view(num_classes, num_classes)
+
+
 def report_from_confusion(confusion: torch.Tensor) -> dict:
     """Per-class IoU, accuracy, Dice and ground-truth pixels, and their summaries.
 
-    Conventions (those of mmsegmentation's evaluation and the VOC/Cityscapes scripts):
-    IoU_c = TP / (TP + FP + FN) and Dice_c = 2 TP / (2 TP + FP + FN), NaN for a class absent
-    from both ground truth and predictions; Acc_c = TP / (TP + FN), the class's recall, NaN for
-    a class absent from the ground truth. mIoU, mDice and mAcc average over the non-NaN classes;
-    aAcc is the share of all labelled pixels predicted right; fwIoU weighs each class's IoU by
-    its share of the ground-truth pixels.
+    IoU, mIoU and aAcc are `scores_from_confusion`'s (so mIoU is `test/mIoU`). Conventions (those
+    of mmsegmentation's evaluation and the VOC/Cityscapes scripts): Dice_c = 2 TP / (2 TP + FP +
+    FN), NaN, like IoU, for a class absent from both ground truth and predictions; Acc_c = TP /
+    (TP + FN), the class's recall, NaN for a class absent from the ground truth. mDice and mAcc
+    average over the non-NaN classes; fwIoU weighs each class's IoU by its share of the
+    ground-truth pixels.
     """
-    confusion = confusion.double()
+    scores = scores_from_confusion(confusion)
+    confusion, iou = scores["confusion"], scores["IoU"]
     true_positive, truth, predicted = confusion.diag(), confusion.sum(1), confusion.sum(0)
-    union = truth + predicted - true_positive
     nan = torch.tensor(torch.nan, dtype=torch.float64)
-    iou = torch.where(union > 0, true_positive / union.clamp(min=1), nan)
-    dice = torch.where(union > 0, 2 * true_positive / (truth + predicted).clamp(min=1), nan)
+    dice = torch.where(iou.isnan(), nan, 2 * true_positive / (truth + predicted).clamp(min=1))
     accuracy = torch.where(truth > 0, true_positive / truth.clamp(min=1), nan)
     total = truth.sum()
-    frequency = truth / total if total > 0 else truth
     return {
         "per_class": {"iou": iou, "acc": accuracy, "dice": dice, "pixels": truth},
         "summary": {
-            "mIoU": float(iou.nanmean()),
+            "mIoU": float(scores["mIoU"]),
             "mAcc": float(accuracy.nanmean()),
-            "aAcc": float(true_positive.sum() / total) if total > 0 else float("nan"),
-            "fwIoU": float((frequency * iou.nan_to_num(0.0)).sum()) if total > 0 else float("nan"),
+            "aAcc": float(scores["pixel_acc"]),
+            "fwIoU": float((truth / total * iou.nan_to_num(0.0)).sum()) if total > 0 else float("nan"),
             "mDice": float(dice.nanmean()),
         },
     }
