@@ -55,9 +55,9 @@ def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Pat
     else:
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
         base = _glob_base(path)
-    inside = exclude is not None and exclude.resolve().is_relative_to(base.resolve()) and exclude.resolve() != base.resolve()
-    if inside:
-        files = [f for f in files if not f.resolve().is_relative_to(exclude.resolve())]
+    outputs, root = (exclude.resolve() if exclude is not None else None), base.resolve()
+    if outputs is not None and outputs != root and outputs.is_relative_to(root):
+        files = [f for f in files if not f.resolve().is_relative_to(outputs)]
     if not files and path.is_dir():
         raise SemsegError(
             f"input folder {path} holds no images (looked for {', '.join(IMAGE_SUFFIXES)} in it and its "
@@ -128,7 +128,7 @@ def load_net(path: str, device: str):
 
         net = OnnxNet(path, device)
         return net, net.meta
-    from semseg.checkpoint import load_model  # PyTorch and Lightning: only for checkpoints
+    from semseg.checkpoint import load_model  # the model code: only for checkpoints
 
     model, meta = load_model(path)
     return model.net.to(device), meta

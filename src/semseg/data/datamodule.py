@@ -8,7 +8,6 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from semseg.data.io import IGNORE_INDEX
-
 from semseg.data.resumable import resumable_training_data
 from semseg.data.verify import verify_files
 from semseg.errors import SemsegError
@@ -16,7 +15,7 @@ from semseg.errors import SemsegError
 
 def class_list(names) -> list[str]:
     """`data.class_names` as a list; a plain string (`data.class_names=cell`) is refused, not split into letters."""
-    if isinstance(names, str) or not isinstance(names, Sequence) and not hasattr(names, "__iter__"):
+    if isinstance(names, str) or not hasattr(names, "__iter__"):
         raise SemsegError(
             f"data.class_names={names!r} must be a list with one name per class, e.g. "
             "data.class_names=[background,cell]."
