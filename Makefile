@@ -3,7 +3,6 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-BENCH_INSTALLED := $(VENV)/.bench-installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
 # `make bench BENCH_ARGS="--only overhead pipeline"`; parts: sliding_window overhead pipeline peer memory growth onnx
@@ -37,11 +36,7 @@ predict: $(INSTALLED) ## segment images: make predict ckpt_path=<.ckpt|.onnx> in
 export: $(INSTALLED) ## export a checkpoint to ONNX: make export ckpt_path=... output=model.onnx
 	$(PYTHON) -m semseg.export $(OVERRIDES)
 
-$(BENCH_INSTALLED): $(INSTALLED)
-	$(PYTHON) -m pip install -c requirements/constraints.txt -e ".[bench]"
-	touch $(BENCH_INSTALLED)
-
-bench: $(BENCH_INSTALLED) ## the benchmark suite, report in bench/results/ (about 15 minutes on 2 CPU cores)
+bench: $(INSTALLED) ## the benchmark suite, report in bench/results/ (about 15 minutes on 2 CPU cores)
 	$(PYTHON) -m semseg.bench $(BENCH_ARGS)
 
 test: $(INSTALLED) ## the fast test suite (pytest exit 5, no tests collected, counts as success)

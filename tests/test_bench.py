@@ -77,7 +77,6 @@ def test_suite_writes_its_report(tmp_path):
 
 
 def test_peer_nets_share_the_encoder(make_cfg):
-    pytest.importorskip("segmentation_models_pytorch")
     from semseg.bench.peer import build_nets
 
     nets = build_nets(make_cfg(["model/encoder=resnet18"]), seed=0)
