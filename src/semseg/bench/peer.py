@@ -1,7 +1,6 @@
 """semseg's U-Net against segmentation_models_pytorch's Unet on the same timm encoder.
 
-Needs the bench extra (`pip install -e ".[bench]"`); semseg itself never imports smp. Both nets
-are built with the same seed from random weights, take the same batches in the same order (the
+Both nets are built with the same seed from random weights, take the same batches in the same order (the
 default synthetic data), the same AdamW and one-cycle schedule, and train in lockstep: one step of
 each per batch, the order swapped every batch. After the budget both are scored on the whole val
 split with semseg's metric.
