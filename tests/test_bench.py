@@ -70,7 +70,7 @@ def test_growth_covers_every_model_config():
 
 def test_suite_writes_its_report(tmp_path):
     output = tmp_path / "report.md"
-    report = main(["--only", "sliding_window", "--sizes", "32", "--repeats", "1", "--naive-max-pixels", "256",
+    report = main(["--only", "patch_classifier", "--sizes", "32", "--repeats", "1", "--naive-max-pixels", "256",
                    "--output", str(output)])
     assert output.read_text() == report + "\n"
     assert "## Sliding window vs FCN" in report and "| 32² |" in report

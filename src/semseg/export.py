@@ -43,7 +43,7 @@ def metadata(meta: dict, net: torch.nn.Module) -> dict:
         "input": "images: float32 (B, 3, H, W), RGB, (pixel / 255 - mean) / std; any H, W",
         "output": "logits: float32 (B, num_classes, H, W); the class of a pixel is the argmax",
         "num_classes": int(net.num_classes),
-        "output_stride": int(getattr(net, "output_stride", 1)),
+        "output_stride": int(net.output_stride),
     }
 
 

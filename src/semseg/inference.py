@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from semseg.errors import SemsegError
+from semseg.models.net import SegmentationNet, checked_net
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 
@@ -64,7 +64,7 @@ def gaussian_window(height: int, width: int, sigma_scale: float = 0.125) -> torc
 
 
 def slide_inference(
-    model: Net,
+    model: SegmentationNet | Net,
     image: torch.Tensor,
     crop_size: int | Sequence[int],
     stride: int | Sequence[int],
@@ -77,7 +77,7 @@ def slide_inference(
     Windows are processed `batch_size` at a time (per image); overlapping logits are averaged by
     a count map, or by the summed Gaussian weights with `gaussian=True`.
     """
-    check_tiling(crop_size, stride, getattr(model, "output_stride", 1))
+    check_tiling(crop_size, stride, model.output_stride if isinstance(model, SegmentationNet) else 1)
     b, _, h, w = image.shape
     windows = window_grid((h, w), crop_size, stride)
     y0, x0, y1, x1 = windows[0]  # every window has this size
@@ -137,12 +137,13 @@ class Inference:
         self.gaussian, self.batch_size = gaussian, batch_size
         self.flip, self.scales = flip, [float(s) for s in scales]
 
-    def check(self, net: nn.Module) -> None:
-        """Refuse a crop the net cannot process (smaller than its output stride)."""
+    def check(self, net: SegmentationNet) -> None:
+        """Refuse a net without the contract, or a crop it cannot process (smaller than its output stride)."""
+        checked_net(net)
         if self.mode == "slide":
-            check_tiling(self.crop_size, self.stride, getattr(net, "output_stride", 1))
+            check_tiling(self.crop_size, self.stride, net.output_stride)
 
-    def __call__(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, net: SegmentationNet, images: torch.Tensor) -> torch.Tensor:
         if self.mode == "whole":
             run = net
         else:

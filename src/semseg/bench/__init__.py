@@ -1,6 +1,6 @@
 """The benchmark suite behind `make bench` (`python -m semseg.bench`): one module per question.
 
-    sliding_window  what FCN saved: naive vs dense sliding window, FCN-8s, U-Net (inference)
+    patch_classifier  what FCN saved: the sliding-window patch classifier (naive, dense), FCN-8s, U-Net
     overhead        what Lightning + Hydra cost: a plain PyTorch loop vs `semseg.train`
     pipeline        does the DataLoader keep up with training; albumentations vs torchvision v2
     peer            semseg's U-Net vs segmentation_models_pytorch's Unet on the same encoder
@@ -9,7 +9,7 @@
 """
 
 from semseg.bench.memory import measure_predict_memory, predict_peak_rss, write_random_checkpoint
-from semseg.bench.sliding_window import build_nets, format_table, measure, model_config, run_benchmark
+from semseg.bench.patch_classifier import build_nets, format_table, measure, model_config, run_benchmark
 from semseg.bench.timing import count_flops, median_seconds
 
 __all__ = [

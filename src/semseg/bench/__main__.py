@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench import growth, memory, onnx_latency, overhead, peer, pipeline, sliding_window
+from semseg.bench import growth, memory, onnx_latency, overhead, peer, patch_classifier, pipeline
 from semseg.bench.timing import write_report
 
 PARTS = {
-    "sliding_window": lambda args: sliding_window.report(args.sizes, args.repeats, args.naive_max_pixels),
+    "patch_classifier": lambda args: patch_classifier.report(args.sizes, args.repeats, args.naive_max_pixels),
     "overhead": lambda args: overhead.report(),
     "pipeline": lambda args: pipeline.report(),
     "peer": lambda args: peer.report(args.peer_steps),
@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(PARTS), default=list(PARTS), help="parts to run")
     parser.add_argument("--output", type=Path, help="report file (default bench/results/suite.md, or <parts>.md)")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="sliding_window sizes")
-    parser.add_argument("--repeats", type=int, default=3, help="sliding_window: timed runs per method and size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="patch_classifier sizes")
+    parser.add_argument("--repeats", type=int, default=3, help="patch_classifier: timed runs per method and size")
     parser.add_argument("--naive-max-pixels", type=int, default=16384,
-                        help="sliding_window: above this many pixels, naive is timed on a strip of rows and scaled")
+                        help="patch_classifier: above this many pixels, naive is timed on a strip of rows and scaled")
     parser.add_argument("--peer-steps", type=int, default=30, help="peer: training steps per model")
     args = parser.parse_args(argv)
     started, load_before = time.perf_counter(), os.getloadavg()[0]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench.sliding_window import model_config
+from semseg.bench.patch_classifier import model_config
 from semseg.bench.timing import markdown_table, median_seconds, section
 from semseg.utils.config import CONFIG_DIR, instantiate
 

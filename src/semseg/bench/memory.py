@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from semseg.bench.sliding_window import model_config
+from semseg.bench.patch_classifier import model_config
 from semseg.bench.timing import markdown_table, section
 from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from semseg.utils.config import instantiate

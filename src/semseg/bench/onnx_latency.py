@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench.sliding_window import model_config
+from semseg.bench.patch_classifier import model_config
 from semseg.bench.timing import alternate, markdown_table, median, section, seconds
 from semseg.export import write_onnx
 from semseg.inference import Inference

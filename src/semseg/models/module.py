@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.models.metrics import SegmentationScores
+from semseg.models.net import SampledLossNet, checked_net
 
 CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
 CHECKPOINT_FORMAT = 1
@@ -31,7 +32,7 @@ class SegmentationModule(L.LightningModule):
     """Trains `net` with pixel-wise cross-entropy (255 ignored) and logs VOC-style mIoU.
 
     Args:
-        net: maps (B, 3, H, W) to (B, C, H, W) logits.
+        net: a `semseg.models.net.SegmentationNet`: (B, 3, H, W) images to (B, C, H, W) logits.
         optimizer: partial optimizer taking the parameters.
         scheduler: partial `(optimizer, total_steps) -> scheduler`, stepped every iteration,
             or None for a constant learning rate.
@@ -51,7 +52,7 @@ class SegmentationModule(L.LightningModule):
         inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ):
         super().__init__()
-        self.net = net
+        self.net = checked_net(net)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
@@ -83,9 +84,8 @@ class SegmentationModule(L.LightningModule):
 
     def _training_outputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and targets for the loss; a net with `sample_for_loss` scores only some pixels."""
-        sample = getattr(self.net, "sample_for_loss", None)
-        if sample is not None:
-            return sample(batch["image"], batch["mask"])
+        if isinstance(self.net, SampledLossNet):
+            return self.net.sample_for_loss(batch["image"], batch["mask"])
         return self(batch["image"]), batch["mask"]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

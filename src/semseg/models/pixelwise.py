@@ -20,6 +20,7 @@ class PixelwiseClassifier(nn.Module):
         layers.append(nn.Conv2d(width, num_classes, 1))
         self.layers = nn.Sequential(*layers)
         self.num_classes = num_classes
+        self.output_stride = 1
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.layers(images)

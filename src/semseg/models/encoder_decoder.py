@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class SegmentationModel(nn.Module):
+class EncoderDecoder(nn.Module):
     """Maps (B, 3, H, W) images to (B, num_classes, H, W) logits for any H, W.
 
     The input is zero-padded up to a multiple of the encoder's output stride, so every feature

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from semseg.errors import SemsegError
-from semseg.models.sliding_window import SlidingWindowClassifier
+from semseg.models.patch_classifier import PatchClassifier
 from semseg.train import train
 
 MAX_DIFF = 1e-4
@@ -24,11 +24,11 @@ def randomise_batchnorm(net: torch.nn.Module) -> torch.nn.Module:
     return net.eval()
 
 
-def logits_in_both_modes(net: SlidingWindowClassifier, images: torch.Tensor):
+def logits_in_both_modes(net: PatchClassifier, images: torch.Tensor):
     with torch.no_grad():
-        net.inference = "naive"
+        net.mode = "naive"
         naive = net(images)
-        net.inference = "dense"
+        net.mode = "dense"
         dense = net(images)
     return naive, dense
 
@@ -43,7 +43,7 @@ def logits_in_both_modes(net: SlidingWindowClassifier, images: torch.Tensor):
 )
 def test_naive_and_dense_give_the_same_logits_on_random_weights(kwargs, size):
     torch.manual_seed(0)
-    net = randomise_batchnorm(SlidingWindowClassifier(num_classes=5, **kwargs))
+    net = randomise_batchnorm(PatchClassifier(num_classes=5, **kwargs))
     naive, dense = logits_in_both_modes(net, torch.randn(2, 3, *size))
     assert naive.shape == dense.shape == (2, 5, *size)
     assert (naive - dense).abs().max() <= MAX_DIFF
@@ -52,17 +52,17 @@ def test_naive_and_dense_give_the_same_logits_on_random_weights(kwargs, size):
 
 def test_naive_logits_are_the_classification_of_the_reflect_padded_patch():
     torch.manual_seed(0)
-    net = randomise_batchnorm(SlidingWindowClassifier(num_classes=3, patch_size=9, stages=(4,), hidden=8))
+    net = randomise_batchnorm(PatchClassifier(num_classes=3, patch_size=9, stages=(4,), hidden=8))
     image = torch.randn(1, 3, 12, 10)
     patch = F.pad(image, (4, 4, 4, 4), mode="reflect")[..., 0:9, 7:16]  # centred on pixel (0, 7)
     with torch.no_grad():
         expected = net.classifier(net.features(patch))[0]
-        net.inference = "naive"
+        net.mode = "naive"
         assert torch.allclose(net(image)[0, :, 0, 7], expected, atol=1e-6)
 
 
 def test_training_samples_pixels_with_their_own_targets():
-    net = SlidingWindowClassifier(num_classes=5, patch_size=9, stages=(4,), num_samples=50)
+    net = PatchClassifier(num_classes=5, patch_size=9, stages=(4,), num_samples=50)
     images = torch.randn(3, 3, 20, 20)
     masks = torch.arange(3 * 20 * 20).view(3, 20, 20) % 5
     logits, targets = net.sample_for_loss(images, masks)
@@ -93,15 +93,15 @@ def test_trained_model_gives_the_same_logits_in_both_modes(make_cfg):
     [
         (dict(patch_size=32), "patch_size=32: the patch must have a centre pixel"),
         (dict(patch_size=9, stages=(8, 8)), "patch_size=9 is too small for 2 stages"),
-        (dict(inference="fast"), r"inference='fast'; choose one of \['naive', 'dense'\]"),
+        (dict(mode="fast"), r"model.net.mode='fast'; choose one of \['naive', 'dense'\]"),
     ],
 )
 def test_bad_settings_are_clear_errors(kwargs, message):
     with pytest.raises(SemsegError, match=message):
-        SlidingWindowClassifier(num_classes=5, **kwargs)
+        PatchClassifier(num_classes=5, **kwargs)
 
 
 def test_image_too_small_for_the_patch_is_a_clear_error():
-    net = SlidingWindowClassifier(num_classes=5, patch_size=33).eval()
+    net = PatchClassifier(num_classes=5, patch_size=33).eval()
     with pytest.raises(SemsegError, match="image of 10x40 pixels is too small"):
         net(torch.randn(1, 3, 40, 10))

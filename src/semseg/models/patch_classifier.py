@@ -21,7 +21,7 @@ from semseg.errors import SemsegError
 MODES = ("naive", "dense")
 
 
-class SlidingWindowClassifier(nn.Module):
+class PatchClassifier(nn.Module):
     """Maps (B, 3, H, W) to (B, num_classes, H, W) by classifying the patch centred at each pixel.
 
     Args:
@@ -30,7 +30,7 @@ class SlidingWindowClassifier(nn.Module):
         stages: output channels of each stage; a stage is two unpadded 3×3 conv-BN-ReLU layers
             and a 2×2 max-pool with stride 2.
         hidden: width of the fully-connected layer.
-        inference: "naive" or "dense" (same logits, very different cost).
+        mode: "naive" or "dense" (same logits, very different cost).
         num_samples: pixel positions per image that training classifies.
         chunk_size: patches classified at once in naive mode (bounds memory).
     """
@@ -41,7 +41,7 @@ class SlidingWindowClassifier(nn.Module):
         patch_size: int = 33,
         stages: tuple[int, ...] = (32, 64),
         hidden: int = 64,
-        inference: str = "dense",
+        mode: str = "dense",
         num_samples: int = 64,
         chunk_size: int = 4096,
     ):
@@ -69,20 +69,20 @@ class SlidingWindowClassifier(nn.Module):
         self.num_classes = num_classes
         self.patch_size = patch_size
         self.feature_shape = (width, side, side)
-        self.inference = inference
+        self.mode = mode
         self.num_samples = num_samples
         self.chunk_size = chunk_size
         self.output_stride = 1
 
     @property
-    def inference(self) -> str:
-        return self._inference
+    def mode(self) -> str:
+        return self._mode
 
-    @inference.setter
-    def inference(self, mode: str) -> None:
+    @mode.setter
+    def mode(self, mode: str) -> None:
         if mode not in MODES:
-            raise SemsegError(f"model.net.inference={mode!r}; choose one of {list(MODES)}.")
-        self._inference = mode
+            raise SemsegError(f"model.net.mode={mode!r}; choose one of {list(MODES)}.")
+        self._mode = mode
 
     def _feature_side(self, patch_size: int, num_stages: int) -> int:
         try:
@@ -147,7 +147,7 @@ class SlidingWindowClassifier(nn.Module):
         return x[..., :h, :w]  # floor-mode pooling may leave extra positions at the far edges
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.dense(images) if self.inference == "dense" else self.naive(images)
+        return self.dense(images) if self.mode == "dense" else self.naive(images)
 
     def sample_for_loss(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training: classify `num_samples` random pixels per image; (B, C, N) logits, (B, N) targets."""

@@ -1,6 +1,6 @@
-"""Measure what FCN saved: naive vs dense sliding window, FCN-8s and U-Net on the same images.
+"""Measure what FCN saved: the sliding-window patch classifier run naively and densely, FCN-8s and U-Net on the same images.
 
-    python -m semseg.bench --only sliding_window [--sizes 128 256 512] [--repeats 3] [--naive-max-pixels 65536]
+    python -m semseg.bench --only patch_classifier [--sizes 128 256 512] [--repeats 3] [--naive-max-pixels 65536]
 
 Every method runs in one process on the same random images, with random weights (cost does not
 depend on the weights), in eval mode without gradients. Times are medians over `--repeats` runs
@@ -33,7 +33,7 @@ def build_nets(seed: int = 0) -> dict[str, torch.nn.Module]:
     """The four methods: one sliding-window net in both inference modes, FCN-8s and U-Net."""
     torch.manual_seed(seed)
     sliding = instantiate(model_config("sliding_window").net).eval()
-    naive = instantiate(model_config("sliding_window").net, inference="naive").eval()
+    naive = instantiate(model_config("sliding_window").net, mode="naive").eval()
     naive.load_state_dict(sliding.state_dict())
     return {
         "naive": naive,
