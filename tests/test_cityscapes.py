@@ -8,10 +8,16 @@ import torch
 from cityscapesscripts.helpers.labels import id2label
 from PIL import Image
 
-from semseg.data.cityscapes import CLASS_NAMES, EXPORT_IDS, PALETTE, CityscapesSegmentation, prepare
+from semseg.data.cityscapes import (
+    CLASS_NAMES,
+    EXPORT_IDS,
+    PALETTE,
+    CityscapesSegmentation,
+    prepare,
+)
 from semseg.errors import SemsegError
 from semseg.train import train
-from tests.disk_formats import make_cityscapes, write_png
+from tests.helpers.disk_formats import make_cityscapes, write_png
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from PIL import Image
 from semseg.data.cityscapes import EXPORT_IDS
 from semseg.eval import evaluate
 from semseg.train import train
-from tests.conftest import REPO
-from tests.disk_formats import make_cityscapes
+from tests.helpers.disk_formats import make_cityscapes
+from tests.helpers.settings import REPO
 
 
 def official_miou(predictions: Path, root: Path, monkeypatch, tmp_path) -> float:

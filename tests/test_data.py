@@ -131,8 +131,8 @@ def test_generator_never_touches_a_folder_it_did_not_write(tmp_path):
 def test_train_with_a_users_folder_as_synthetic_root_is_refused_in_one_line(tmp_path):
     import sys
 
-    from tests.conftest import REPO
-    from tests.test_train import run_cli
+    from tests.helpers.cli import run_cli
+    from tests.helpers.settings import REPO
 
     mine = tmp_path / "mydata"
     mine.mkdir()

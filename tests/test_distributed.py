@@ -12,12 +12,13 @@ import torch
 from omegaconf import OmegaConf
 
 from semseg.data.synthetic import generate
-from semseg.distributed import check_devices, scale_learning_rate
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
+from semseg.launch import check_devices
+from semseg.run_setup import scale_learning_rate
 from semseg.train import build
-from tests.conftest import MIXED_SIZES, REPO, prepare_overrides
-from tests.test_train import PYTHON, read_wandb_summary, run_cli
+from tests.helpers.cli import PYTHON, read_wandb_summary, run_cli
+from tests.helpers.settings import MIXED_SIZES, REPO, prepare_overrides
 
 # 7 images in val and test: two processes cannot split them evenly
 ODD_DATA = dict(image_size=64, num_train=16, num_val=7, num_test=7, sizes=MIXED_SIZES)
@@ -93,7 +94,7 @@ def test_multirun_with_ddp_runs_each_job_once_with_its_parameters_on_every_rank(
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     result = cli("semseg.train", tmp_path, odd_data, "trainer=ddp_cpu", "trainer.max_epochs=1",
                  "test=false", "model/scheduler=constant", "model.optimizer.lr=0.01,0.001",
-                 "+callbacks.rank_probe._target_=tests.run_helpers.RankProbe",
+                 "+callbacks.rank_probe._target_=tests.helpers.callbacks.RankProbe",
                  env={"PYTHONPATH": pythonpath}, multirun=True)
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()

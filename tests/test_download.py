@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from semseg.data.download import fetch_archive
 from semseg.data.voc import VOCSegmentation
 from semseg.errors import SemsegError
-from tests.disk_formats import VOC_TRAIN, make_voc
+from tests.helpers.disk_formats import VOC_TRAIN, make_voc
 
 
 @pytest.fixture

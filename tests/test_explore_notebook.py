@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.disk_formats import make_cityscapes, make_voc
-from tests.notebook_runner import run_notebook
+from tests.helpers.disk_formats import make_cityscapes, make_voc
+from tests.helpers.notebooks import run_notebook
 
 
 @pytest.mark.parametrize("dataset", ["voc", "cityscapes"])

@@ -12,9 +12,14 @@ from semseg.data.folder import FolderDataset
 from semseg.errors import SemsegError
 from semseg.train import train
 from semseg.utils.config import instantiate
-from tests.conftest import REPO
-from tests.disk_formats import FOLDER_COLORS, make_camvid, make_folder, write_png
-from tests.test_train import PYTHON, run_cli
+from tests.helpers.cli import PYTHON, run_cli
+from tests.helpers.disk_formats import (
+    FOLDER_COLORS,
+    make_camvid,
+    make_folder,
+    write_png,
+)
+from tests.helpers.settings import REPO
 
 CLASSES = "data.class_names=[background,person,tree]"
 COLOURED = [CLASSES, f"data.colors={FOLDER_COLORS}".replace(" ", ""), "data.mask_suffix=_mask",
@@ -193,7 +198,7 @@ def test_inspect_on_camvid_and_voc_layouts(tmp_path):
 
     from semseg.data.inspect import inspect_dataset
     from semseg.utils.config import compose_config
-    from tests.disk_formats import make_voc
+    from tests.helpers.disk_formats import make_voc
 
     camvid = make_camvid(tmp_path / "camvid")
     cfg = compose_config("inspect.yaml", ["data=camvid", f"data.root={camvid}", f"output={tmp_path / 'c'}"], tmp_path / "c")

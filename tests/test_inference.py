@@ -1,6 +1,5 @@
 """Tiled inference (mmsegmentation's slide convention), Gaussian weighting, TTA, and eval with them."""
 
-import itertools
 
 import pytest
 import torch
@@ -8,7 +7,13 @@ from hydra.utils import instantiate
 
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
-from semseg.inference import Inference, gaussian_window, slide_inference, tta, window_grid
+from semseg.inference import (
+    Inference,
+    gaussian_window,
+    slide_inference,
+    tta,
+    window_grid,
+)
 from semseg.models.pixelwise import PixelwiseClassifier
 
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from semseg.resume import requeued_checkpoint
-from tests.conftest import TINY_DATA_OVERRIDES
-from tests.test_sweeps import leaderboard
-from tests.test_train import PYTHON, read_wandb_summary, run_cli
+from semseg.checkpoints.resume import requeued_checkpoint
+from tests.helpers.cli import PYTHON, leaderboard, read_wandb_summary, run_cli
+from tests.helpers.settings import TINY_DATA_OVERRIDES
 
 TORCHRUN = str(Path(PYTHON).parent / "torchrun")
 ONE_EPOCH = ["trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=8", "extras.print_config=false",

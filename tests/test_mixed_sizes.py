@@ -15,9 +15,9 @@ from PIL import Image
 from semseg.data.datamodule import pad_collate
 from semseg.eval import evaluate
 from semseg.train import train
-from tests.conftest import REPO
-from tests.disk_formats import VOC_VAL, make_voc, voc_size
-from tests.test_train import PYTHON, run_cli
+from tests.helpers.cli import PYTHON, run_cli
+from tests.helpers.disk_formats import VOC_VAL, make_voc, voc_size
+from tests.helpers.settings import REPO
 
 
 def test_pad_collate_pads_images_with_0_and_masks_with_255():
@@ -96,7 +96,7 @@ def test_predict_writes_each_mask_at_its_image_size(voc_root, voc_checkpoint, tm
 
 
 def test_make_sweep_with_debug_limit_runs_on_the_default_data(tmp_path, data_dir):
-    from tests.conftest import TINY_DATA_OVERRIDES
+    from tests.helpers.settings import TINY_DATA_OVERRIDES
 
     venv = Path(sys.executable).parents[1]
     result = run_cli(["make", "-C", str(REPO), "-o", f"{venv}/.installed", f"VENV={venv}", "sweep", "debug=limit",

@@ -9,13 +9,13 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from semseg.checkpoint import load_model
+from semseg.checkpoints.reading import load_model
 from semseg.data.palette import voc_palette
 from semseg.errors import SemsegError
 from semseg.predict import predict
 from semseg.utils.config import compose_config
-from tests.conftest import REPO
-from tests.test_train import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.settings import REPO
 
 
 @pytest.fixture

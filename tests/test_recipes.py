@@ -5,8 +5,8 @@ import pytest
 from hydra.utils import instantiate
 
 from semseg.train import train
-from tests.conftest import compose_config
-from tests.disk_formats import make_cityscapes, make_sbd, make_voc
+from semseg.utils.config import compose_config
+from tests.helpers.disk_formats import make_cityscapes, make_sbd, make_voc
 
 RECIPES = {
     "cityscapes_fcn_r50": dict(crop=[512, 1024], batch=8, steps=80000, decoder="FCNDecoder", encoder="resnet50"),

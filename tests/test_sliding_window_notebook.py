@@ -2,8 +2,8 @@
 
 import json
 
-from tests.conftest import TINY_DATA_OVERRIDES
-from tests.notebook_runner import run_notebook
+from tests.helpers.notebooks import run_notebook
+from tests.helpers.settings import TINY_DATA_OVERRIDES
 
 
 def test_notebook_executes_headless_at_a_tiny_size(tmp_path, data_dir):

@@ -1,13 +1,12 @@
 """Hydra multiruns: one W&B run per job in one group, a leaderboard, failures, Optuna."""
 
-import csv
 import json
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import TINY_DATA_OVERRIDES
-from tests.test_train import PYTHON, read_wandb_summary, run_cli
+from tests.helpers.cli import PYTHON, leaderboard, read_wandb_summary, run_cli
+from tests.helpers.settings import TINY_DATA_OVERRIDES
 
 FAST = ["trainer.max_epochs=1", "data.num_workers=0", "extras.print_config=false",
         "callbacks=none", "+trainer.enable_checkpointing=false", *TINY_DATA_OVERRIDES]
@@ -22,11 +21,6 @@ def multirun(tmp_path: Path, data_dir: Path, *overrides: str):
     )
     (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
     return result, sweep_dir
-
-
-def leaderboard(sweep_dir: Path) -> list[dict]:
-    with open(sweep_dir / "leaderboard.csv") as file:
-        return list(csv.DictReader(file))
 
 
 def test_grid_multirun_gives_one_wandb_group_and_a_leaderboard(tmp_path, data_dir):

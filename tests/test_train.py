@@ -1,8 +1,6 @@
 """Real Lightning runs through the real entry points, on the tiny synthetic dataset."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,11 +11,8 @@ import torch
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
 from semseg.train import train
-from tests.conftest import REPO, TINY_DATA_OVERRIDES
-
-PYTHON = sys.executable
-WANDB = str(Path(sys.executable).parent / "wandb")
-SHORT_RUN = ["trainer.max_epochs=2", "trainer.log_every_n_steps=1", "model/scheduler=constant"]
+from tests.helpers.cli import PYTHON, read_wandb_summary, run_cli
+from tests.helpers.settings import REPO, SHORT_RUN, TINY_DATA_OVERRIDES
 
 
 @pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "pixelwise", "sliding_window"])
@@ -36,16 +31,6 @@ def test_every_debug_option_runs_on_the_default_data(make_cfg, option):
     assert cfg.task_name == "debug"
     metrics = train(cfg)
     assert {"train/loss", "val/mIoU", "test/mIoU"} <= set(metrics)
-
-
-def read_wandb_summary(run_dir: Path) -> dict:
-    """Read an offline W&B run back with W&B's own reader."""
-    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
-    out = subprocess.run(
-        [WANDB, "leet", "inspect", "--summary", "--json", str(offline_run)],
-        capture_output=True, text=True, check=True, timeout=120,
-    )
-    return json.loads(out.stdout)
 
 
 def test_train_then_eval_gives_the_same_test_miou_and_wandb_has_it(make_cfg):
@@ -84,12 +69,6 @@ def test_eval_refuses_a_checkpoint_from_elsewhere(make_cfg, tmp_path):
         evaluate(make_cfg([f"ckpt_path={foreign}"], config_name="eval.yaml"))
     with pytest.raises(SemsegError, match="missing.ckpt not found"):
         evaluate(make_cfg([f"ckpt_path={tmp_path / 'missing.ckpt'}"], config_name="eval.yaml"))
-
-
-def run_cli(args: list[str], cwd: Path, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command quietly; `env` adds to (or replaces) this process's environment variables."""
-    env = {**os.environ, "WANDB_SILENT": "true", **(env or {})}
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, env=env, **kwargs)
 
 
 def test_make_train_passes_hydra_overrides_through(tmp_path, data_dir):

@@ -11,9 +11,16 @@ from PIL import Image
 from semseg.data.voc import CLASS_NAMES, PALETTE, VOCSegmentation
 from semseg.errors import SemsegError
 from semseg.train import train
-from tests.conftest import REPO
-from tests.disk_formats import SBD_ONLY, VOC_TRAIN, VOC_VAL, make_sbd, make_voc, write_png
-from tests.test_train import run_cli
+from tests.helpers.cli import run_cli
+from tests.helpers.disk_formats import (
+    SBD_ONLY,
+    VOC_TRAIN,
+    VOC_VAL,
+    make_sbd,
+    make_voc,
+    write_png,
+)
+from tests.helpers.settings import REPO
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ from omegaconf import DictConfig, open_dict
 
 from semseg.callbacks.evaluation_report import EvaluationReport
 from semseg.callbacks.predictions import PredictionWriter
-from semseg.checkpoint import load_model
+from semseg.checkpoints.reading import load_model
 from semseg.data.normalization import stored_normalization
-from semseg.distributed import check_devices
 from semseg.errors import SemsegError
-from semseg.train import finish_loggers
+from semseg.launch import check_devices
+from semseg.loggers import finish_loggers, name_wandb_runs, use_run_dir
 from semseg.utils.config import (
     CONFIG_DIR,
     check_numbers,
@@ -32,7 +32,7 @@ from semseg.utils.config import (
     print_config_tree,
     report_user_errors,
 )
-from semseg.utils.run_info import configure_wandb, write_metrics
+from semseg.utils.run_info import write_metrics
 
 log = logging.getLogger("semseg.eval")
 
@@ -58,7 +58,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_devices(cfg.trainer)
     model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
     use_trained_normalization(cfg, meta)
-    configure_wandb(cfg)
+    name_wandb_runs(cfg)
+    use_run_dir(cfg)
     datamodule = instantiate(cfg.data)
     if datamodule.class_names != list(meta["class_names"]):
         raise SemsegError(

@@ -23,7 +23,7 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
-from semseg.checkpoint import load_model
+from semseg.checkpoints.reading import load_model
 from semseg.data.normalization import stored_normalization
 from semseg.errors import SemsegError
 from semseg.onnx_net import METADATA_KEY, METADATA_VERSION

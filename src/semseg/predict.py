@@ -22,11 +22,16 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
-from semseg.data.normalization import stored_normalization
 from semseg.data.io import IMAGE_SUFFIXES, read_image
+from semseg.data.normalization import stored_normalization
 from semseg.data.palette import colorize, save_palette_png
 from semseg.errors import SemsegError
-from semseg.utils.config import CONFIG_DIR, instantiate, print_config_tree, report_user_errors
+from semseg.utils.config import (
+    CONFIG_DIR,
+    instantiate,
+    print_config_tree,
+    report_user_errors,
+)
 
 log = logging.getLogger("semseg.predict")
 
@@ -128,7 +133,9 @@ def load_net(path: str, device: str):
 
         net = OnnxNet(path, device)
         return net, net.meta
-    from semseg.checkpoint import load_model  # the model code: only for checkpoints
+    from semseg.checkpoints.reading import (
+        load_model,  # the model code: only for checkpoints
+    )
 
     model, meta = load_model(path)
     return model.net.to(device), meta

@@ -6,42 +6,36 @@ Returns the value of `optimized_metric`, so Hydra sweepers can optimise it.
 """
 
 import logging
-import os
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
-import wandb
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.callbacks.channels_last import ChannelsLast
 from semseg.callbacks.preemption import INTERRUPTED_EXIT_STATUS
-from semseg.distributed import check_devices, choose_strategy, scale_learning_rate
+from semseg.checkpoints.reading import best_score
 from semseg.errors import SemsegError
-from semseg.resume import prepare_resume
+from semseg.loggers import finish_loggers, log_run_config
+from semseg.run_setup import set_up_run
 from semseg.utils.config import (
     CONFIG_DIR,
-    check_numbers,
-    flat_config,
     instantiate,
     instantiate_dict,
     print_config_tree,
     report_user_errors,
 )
-from semseg.utils.run_info import configure_wandb, git_state, write_metrics
+from semseg.utils.run_info import write_metrics
 
 log = logging.getLogger("semseg.train")
 
 
 def build(cfg: DictConfig):
     """Instantiate data, model, callbacks, loggers and trainer, checking they fit together."""
-    check_devices(cfg.trainer)
-    choose_strategy(cfg.trainer)
     datamodule = instantiate(cfg.data)
     model_classes = cfg.model.net.num_classes
     if model_classes != datamodule.num_classes:
@@ -55,7 +49,6 @@ def build(cfg: DictConfig):
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if cfg.get("channels_last"):
         callbacks.append(ChannelsLast())
-    os.environ["WANDB_DIR"] = str(cfg.paths.output_dir)  # W&B media too, in every process
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:  # it has nowhere to log the learning rate to, and Lightning refuses it
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
@@ -63,35 +56,12 @@ def build(cfg: DictConfig):
     return datamodule, model, trainer
 
 
-def finish_loggers(trainer: L.Trainer) -> None:
-    """Close every logger's run, marked failed while an exception is in flight.
-
-    W&B runs must never be left open: a crashed run is finished with a non-zero exit code.
-    """
-    failed = sys.exc_info()[0] is not None
-    for logger in trainer.loggers:
-        logger.finalize("failed" if failed else "success")
-    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
-        wandb.finish(exit_code=1 if failed else 0)
-
-
-def log_run_config(cfg: DictConfig, trainer: L.Trainer) -> None:
-    """Give every logger the resolved config (flat keys) and the code version."""
-    git = git_state(Path(CONFIG_DIR).parent)
-    params = flat_config(cfg) | {"git/commit": git["commit"], "git/dirty": git["dirty"]}
-    for logger in trainer.loggers:
-        logger.log_hyperparams(params)
-
-
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; return all logged metrics."""
-    check_numbers(cfg)
-    configure_wandb(cfg)
-    scale_learning_rate(cfg)  # before the resume check, which compares the model config with the checkpoint's
-    resume_from = prepare_resume(cfg)
+    resume_from = set_up_run(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
-    log_run_config(cfg, trainer)
+    log_run_config(cfg, trainer, Path(CONFIG_DIR).parent)
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -110,23 +80,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         finish_loggers(trainer)
     write_metrics(cfg.paths.output_dir, metrics)
     return metrics
-
-
-def best_score(checkpoint: L.pytorch.callbacks.ModelCheckpoint) -> float | None:
-    """The monitored score of the best checkpoint, also after `ddp_spawn`, which drops it.
-
-    Spawned workers hand back the best checkpoint's path but not its score; the score is in the
-    checkpoint file, in the checkpoint callback's state.
-    """
-    if checkpoint.best_model_score is not None:
-        return float(checkpoint.best_model_score)
-    if not checkpoint.best_model_path:
-        return None
-    saved = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
-    for state in saved.get("callbacks", {}).values():
-        if state.get("best_model_path") == checkpoint.best_model_path and state.get("best_model_score") is not None:
-            return float(state["best_model_score"])
-    return None
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")

@@ -8,8 +8,18 @@
     growth          time per training step at 128², 256², 512² for every model config
 """
 
-from semseg.bench.memory import measure_predict_memory, predict_peak_rss, write_random_checkpoint
-from semseg.bench.patch_classifier import build_nets, format_table, measure, model_config, run_benchmark
+from semseg.bench.memory import (
+    measure_predict_memory,
+    predict_peak_rss,
+    write_random_checkpoint,
+)
+from semseg.bench.patch_classifier import (
+    build_nets,
+    format_table,
+    measure,
+    model_config,
+    run_benchmark,
+)
 from semseg.bench.timing import count_flops, median_seconds
 
 __all__ = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from semseg.bench.patch_classifier import model_config
-from semseg.bench.timing import alternate, markdown_table, median, section, seconds
+from semseg.bench.timing import alternate, markdown_table, median, seconds, section
 from semseg.export import write_onnx
 from semseg.inference import Inference
 from semseg.onnx_net import OnnxNet

@@ -23,7 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from semseg.callbacks.figures import batch_image, overlay_panel
-from semseg.models.metrics import image_confusion, report_from_confusion, scores_from_confusion
+from semseg.models.metrics import (
+    image_confusion,
+    report_from_confusion,
+    scores_from_confusion,
+)
 
 
 def _gather(records: list) -> list:

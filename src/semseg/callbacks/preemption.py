@@ -17,7 +17,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from semseg.resume import LAST_CHECKPOINT
+from semseg.checkpoints.format import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Lightning restores weights, optimizer, scheduler, loop progress and callback states. It does not
 restore the global RNGs, which dropout and pixel sampling draw from, nor does it know which W&B
 run to continue. This callback stores both: the RNG states in its own checkpoint entry, the W&B
-run id in the `semseg` entry, where `semseg.resume` reads it before the loggers are built. On
+run id in the `semseg` entry, where the run set-up (`semseg.run_setup`) reads it before the loggers are built. On
 resume it also restarts the training data mid-epoch (semseg.data.resumable).
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.loggers import WandbLogger
 
+from semseg.checkpoints.format import CHECKPOINT_KEY
 from semseg.data.resumable import restart_data_at, resume_position
-from semseg.models.module import CHECKPOINT_KEY
+from semseg.loggers import wandb_run_id
 
 
 def rng_states() -> dict:
@@ -57,13 +57,6 @@ def relocate_checkpoint_state(state: dict, dirpath: Path, copy: bool = True) -> 
     for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
         state[key] = moved(state.get(key, ""))
     state["dirpath"] = str(dirpath)
-
-
-def wandb_run_id(trainer: L.Trainer) -> str | None:
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            return logger.version
-    return None
 
 
 class RunState(L.Callback):

@@ -13,7 +13,13 @@ import wandb
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
-from semseg.callbacks.figures import batch_image, confusion_figure, legend, overlay_panel, stack_rows
+from semseg.callbacks.figures import (
+    batch_image,
+    confusion_figure,
+    legend,
+    overlay_panel,
+    stack_rows,
+)
 from semseg.data.io import IGNORE_INDEX
 from semseg.models.metrics import scores_from_confusion
 

@@ -18,7 +18,12 @@ from PIL import Image
 
 from semseg.data.io import IGNORE_INDEX
 from semseg.data.palette import save_palette_png
-from semseg.data.voc_layout import IMAGE_DIR, MASK_DIR, VOCLayoutDataset, write_split_lists
+from semseg.data.voc_layout import (
+    IMAGE_DIR,
+    MASK_DIR,
+    VOCLayoutDataset,
+    write_split_lists,
+)
 from semseg.errors import SemsegError
 
 CLASS_NAMES = ("background", "stripes", "checkers", "dots", "crosshatch")

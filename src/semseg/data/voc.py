@@ -15,9 +15,15 @@ import numpy as np
 import scipy.io
 
 from semseg.data.download import fetch_archive
-from semseg.data.palette import voc_palette
 from semseg.data.io import read_mask
-from semseg.data.voc_layout import MASK_DIR, SPLIT_DIR, VOCLayoutDataset, read_id_list, read_split_list
+from semseg.data.palette import voc_palette
+from semseg.data.voc_layout import (
+    MASK_DIR,
+    SPLIT_DIR,
+    VOCLayoutDataset,
+    read_id_list,
+    read_split_list,
+)
 from semseg.errors import SemsegError
 
 CLASS_NAMES = (

@@ -8,13 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
+from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.models.metrics import SegmentationScores
 from semseg.models.net import SampledLossNet, checked_net
-
-CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
-CHECKPOINT_FORMAT = 1
 
 
 def same_size_groups(batch: dict) -> list[tuple[torch.Tensor, tuple[int, int]]]:

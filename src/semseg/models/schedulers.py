@@ -4,7 +4,12 @@ Each factory takes `(optimizer, total_steps, ...)`, so configs can pick one with
 """
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, OneCycleLR, PolynomialLR
+from torch.optim.lr_scheduler import (
+    CosineAnnealingLR,
+    LambdaLR,
+    OneCycleLR,
+    PolynomialLR,
+)
 
 
 def poly(optimizer: Optimizer, total_steps: int, power: float = 0.9) -> PolynomialLR:

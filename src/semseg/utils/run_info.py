@@ -1,19 +1,12 @@
-"""Facts about a run that belong in its logged config: code version, multirun membership."""
+"""Facts about a run: its code version, whether it is a multirun job, and its final metrics file."""
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, open_dict
-
-from semseg.errors import SemsegError
-
-# characters W&B refuses in project names
-_BAD_WANDB_PROJECT = re.compile(r"[/\\#?%:]")
 
 
 def git_state(folder: str | Path) -> dict:
@@ -32,28 +25,6 @@ def git_state(folder: str | Path) -> dict:
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def configure_wandb(cfg: DictConfig) -> None:
-    """Check the W&B settings before any work, and group the jobs of a multirun.
-
-    Every job of one multirun becomes its own W&B run in one group named after the multirun.
-    """
-    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
-    if not wandb_cfg:
-        return
-    project = str(wandb_cfg.get("project") or "")
-    if not project or len(project) > 128 or _BAD_WANDB_PROJECT.search(project):
-        raise SemsegError(
-            f"logger.wandb.project='{project}' is not a valid W&B project name: use 1-128 characters "
-            "without / \\ # ? % :, e.g. logger.wandb.project=semseg."
-        )
-    if in_multirun():
-        hydra_cfg = HydraConfig.get()
-        group = wandb_cfg.get("group") or f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir).name}"
-        with open_dict(cfg):
-            cfg.logger.wandb.group = group
-            cfg.logger.wandb.name = f"{group}-job{hydra_cfg.job.num}"
 
 
 @rank_zero_only

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from semseg.checkpoint_io import AtomicCheckpointIO
+from semseg.checkpoints import atomic
+from semseg.checkpoints.atomic import AtomicCheckpointIO
 from semseg.errors import SemsegError
 from semseg.train import train
-from semseg.utils import atomic
-from tests.conftest import REPO, TINY_DATA_OVERRIDES
+from tests.helpers.settings import REPO, TINY_DATA_OVERRIDES
 
 # 16 training images in batches of 4: 4 steps an epoch; the FCN head's dropout draws from the RNG
 RUN = ["model=fcn8s", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "data.num_workers=0",
@@ -29,13 +29,13 @@ def test_runs_stopped_by_sigterm_or_nan_resume_to_exactly_the_uninterrupted_metr
     interrupted = subprocess.Popen(
         [sys.executable, "-m", "semseg.train", *RUN, *TINY_DATA_OVERRIDES, "extras.print_config=false",
          f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}",
-         "+callbacks.signal._target_=tests.run_helpers.SignalAt", "+callbacks.signal.step=6"],
+         "+callbacks.signal._target_=tests.helpers.callbacks.SignalAt", "+callbacks.signal.step=6"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "WANDB_SILENT": "true", "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}"},
     )
     # meanwhile: the uninterrupted run, and one whose batch at step 5 (epoch 1, batch 1) has a NaN loss
     reference = train(make_cfg([*RUN, "logger=csv"], output="reference"))
-    poisoned = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.run_helpers.PoisonBatch",
+    poisoned = make_cfg([*RUN, "logger=csv", "+callbacks.poison._target_=tests.helpers.callbacks.PoisonBatch",
                          "+callbacks.poison.step=5"], output="poisoned")
     poisoned_dir = Path(poisoned.paths.output_dir)  # resolved now: it follows the latest composed config
     with pytest.raises(SemsegError, match=r"train/loss is nan at global step 5 \(epoch 1, batch 1\)"):
@@ -84,7 +84,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_tempora
 def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path):
     """A write killed mid-way (SIGKILL: no clean-up runs) leaves `.last.ckpt.<pid>.<id>.tmp`."""
     script = (
-        "import os, signal, torch; from semseg.utils.atomic import replaced_atomically\n"
+        "import os, signal, torch; from semseg.checkpoints.atomic import replaced_atomically\n"
         f"with replaced_atomically({str(tmp_path / 'last.ckpt')!r}) as file:\n"
         "    file.write(b'x' * 1000); file.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -104,8 +104,8 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path)
 
 def test_last_ckpt_is_the_end_of_every_epoch_even_when_the_score_stops_improving(make_cfg):
     """The score never improves after epoch 0, so best.ckpt stays there; last.ckpt moves on."""
-    cfg = make_cfg(["model=fcn8s", "trainer.max_epochs=3", "logger=csv", "callbacks=model_checkpoint", "test=false",
-                    "+callbacks.fixed._target_=tests.run_helpers.FixedScore"])
+    cfg = make_cfg(["model=fcn8s", "trainer.max_epochs=3", "logger=csv", "callbacks=[model_checkpoint,run_state]", "test=false",
+                    "+callbacks.fixed._target_=tests.helpers.callbacks.FixedScore"])
     train(cfg)
     folder = Path(cfg.paths.output_dir) / "checkpoints"
     assert torch.load(folder / "best.ckpt", weights_only=True)["epoch"] == 0
@@ -114,13 +114,65 @@ def test_last_ckpt_is_the_end_of_every_epoch_even_when_the_score_stops_improving
 
 
 def test_resuming_with_another_schedule_length_is_refused(make_cfg):
-    first = make_cfg([*RUN, "trainer.max_epochs=1", "logger=csv", "callbacks=model_checkpoint", "test=false"], output="first")
+    first = make_cfg([*RUN, "trainer.max_epochs=1", "logger=csv", "callbacks=[model_checkpoint,run_state]", "test=false"], output="first")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["semseg"]["schedule_steps"] == 4
-    longer = make_cfg([*RUN, "trainer.max_epochs=3", "logger=csv", "callbacks=model_checkpoint", f"ckpt_path={last}"],
+    longer = make_cfg([*RUN, "trainer.max_epochs=3", "logger=csv", "callbacks=[model_checkpoint,run_state]", f"ckpt_path={last}"],
                       output="longer")
     with pytest.raises(SemsegError, match=r"cannot resume: the checkpoint's learning-rate schedule spans 4 steps, this "
                                           r"run's 12 \(trainer.max_epochs"):
         train(longer)
     assert not (Path(longer.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+# checkpoints written in format 1 (before the net classes were renamed): tests/data/checkpoints/README.md
+OLD_CHECKPOINTS = REPO / "tests" / "data" / "checkpoints"
+OLD_RUNS = {
+    "fcn8s": ["model=fcn8s", "+model.net.encoder.out_indices=[0,1,2]"],
+    "patch_classifier": ["model=sliding_window", "model.net.stages=[8]", "model.net.hidden=8"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(OLD_RUNS))
+def test_a_format_1_checkpoint_loads_with_todays_names(name):
+    from semseg.checkpoints.reading import load_model
+    from semseg.models.encoder_decoder import EncoderDecoder
+    from semseg.models.patch_classifier import PatchClassifier
+
+    model, meta = load_model(OLD_CHECKPOINTS / f"format1_{name}_epoch0.ckpt")
+    assert meta["format"] == 2
+    assert isinstance(model.net, EncoderDecoder if name == "fcn8s" else PatchClassifier)
+    if name == "patch_classifier":
+        assert model.net.mode == "dense" and "inference" not in meta["model_config"]["net"]
+    assert model(torch.zeros(1, 3, 40, 56)).shape == (1, 5, 40, 56)
+
+
+@pytest.mark.parametrize("name", sorted(OLD_RUNS))
+def test_a_format_1_checkpoint_resumes_exactly(make_cfg, name):
+    """Resumed by today's code, the old run's second epoch ends where the old code's did."""
+    import json
+
+    cfg = make_cfg([*OLD_RUNS[name], "trainer.max_epochs=2", "logger=none", "callbacks=[model_checkpoint,run_state]",
+                    "callbacks.model_checkpoint.monitor=null", "callbacks.model_checkpoint.filename=null",
+                    "callbacks.model_checkpoint.save_top_k=-1",
+                    f"ckpt_path={OLD_CHECKPOINTS / f'format1_{name}_epoch0.ckpt'}"])
+    metrics = train(cfg)
+    expected = json.loads((OLD_CHECKPOINTS / f"format1_{name}_metrics.json").read_text())
+    assert metrics == expected
+
+
+def test_an_old_checkpoint_evaluates(make_cfg):
+    from semseg.eval import evaluate
+
+    cfg = make_cfg([f"ckpt_path={OLD_CHECKPOINTS / 'format1_fcn8s_epoch0.ckpt'}", "logger=none"],
+                   config_name="eval.yaml")
+    assert 0 <= evaluate(cfg)["test/mIoU"] <= 1
+
+
+def test_the_resume_logic_does_not_import_the_models():
+    """Callbacks import it; the models stay out of processes that only need checkpoints."""
+    code = ("import sys, semseg.checkpoints.resume, semseg.checkpoints.atomic, semseg.callbacks.preemption; "
+            "print(sorted(m for m in sys.modules if m.startswith('semseg.models')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

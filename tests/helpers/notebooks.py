@@ -3,7 +3,7 @@
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import REPO
+from tests.helpers.settings import REPO
 
 
 def run_notebook(name: str, parameters: str, cwd, timeout: int = 600) -> list:

@@ -4,14 +4,15 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
 from PIL import Image
 
 from semseg.data.palette import colorize
 from semseg.errors import SemsegError
 from semseg.train import train
-from tests.test_train import PYTHON, SHORT_RUN, read_wandb_summary, run_cli
+from tests.helpers.cli import PYTHON, read_wandb_summary, run_cli
+from tests.helpers.settings import SHORT_RUN
 
 
 def test_wandb_run_has_metrics_config_code_version_and_mask_images(make_cfg, tmp_path, monkeypatch):

@@ -9,32 +9,30 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from semseg.checkpoint import read_checkpoint
+from semseg.checkpoints.format import CHECKPOINT_KEY, LAST_CHECKPOINT
+from semseg.checkpoints.reading import read_checkpoint
 from semseg.errors import SemsegError
-from semseg.models.module import CHECKPOINT_KEY
 from semseg.utils.config import flatten
 
 log = logging.getLogger(__name__)
 
-LAST_CHECKPOINT = "last.ckpt"
 # model settings that only shape evaluation, free to change on resume
 _FREE_ON_RESUME = ("inference",)
 
 
-def prepare_resume(cfg: DictConfig) -> str | None:
-    """Resolve `cfg.ckpt_path`, check the checkpoint fits `cfg.model`, continue its W&B run.
+def checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
+    """Resolve `cfg.ckpt_path` and check the checkpoint fits `cfg.model`.
 
-    Returns the checkpoint path for `Trainer.fit`, or None for a fresh run.
+    Returns the checkpoint path for `Trainer.fit` and its semseg entry, or None for a fresh run.
     """
     path = resolve_checkpoint(cfg)
     if path is None:
         return None
     meta = read_checkpoint(path)[CHECKPOINT_KEY]
     check_same_model(path, meta["model_config"], OmegaConf.to_container(cfg.model, resolve=True))
-    continue_wandb_run(cfg, meta.get("wandb_id"))
-    return str(path)
+    return str(path), meta
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
@@ -101,10 +99,3 @@ def check_same_model(path: Path, trained: dict, current: dict) -> None:
             "Resume with the model settings of that run (its .hydra/config.yaml), or start a new run."
         )
 
-
-def continue_wandb_run(cfg: DictConfig, run_id: str | None) -> None:
-    """Point the W&B logger at the checkpoint's run, so the resumed run continues its charts."""
-    if run_id and (cfg.get("logger") or {}).get("wandb"):
-        with open_dict(cfg):
-            cfg.logger.wandb.id = run_id
-            cfg.logger.wandb.resume = "allow"

@@ -1,4 +1,4 @@
-"""Files that take their place only once written whole."""
+"""Files that take their place only once written whole: checkpoints, and the sweep leaderboard."""
 
 import contextlib
 import os
@@ -7,8 +7,10 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 # `.<name>.<host>.<pid>.<8 hex>.tmp`: the temporary files replaced_atomically writes
 _TEMPORARY = re.compile(r"^\..+\.([A-Za-z0-9-]+)\.(\d+)\.[0-9a-f]{8}\.tmp$")
@@ -71,3 +73,18 @@ def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing through `replaced_atomically`.
+
+    Lightning's own writer truncates the old file before writing the new one, so a crash, a kill
+    or a full disk mid-write destroys `last.ckpt`. Remote paths (`s3://...`) go through
+    Lightning's writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with replaced_atomically(path) as file:
+            torch.save(checkpoint, file)

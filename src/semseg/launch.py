@@ -1,19 +1,16 @@
-"""Running one config on several processes: device checks, the launch method, batch and lr rules."""
+"""Launching on devices: refuse device requests this machine cannot serve, and choose the DDP strategy."""
 
-import logging
-import math
 import os
 
 import torch
-from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
-from omegaconf import DictConfig, ListConfig, open_dict
+from lightning.fabric.plugins.environments import (
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
+from omegaconf import DictConfig, ListConfig
 
 from semseg.errors import SemsegError
 from semseg.utils.run_info import in_multirun
-
-log = logging.getLogger(__name__)
-
-LR_RULES = {"none": lambda ratio: 1.0, "linear": lambda ratio: ratio, "sqrt": math.sqrt}
 
 
 def _device_count(devices, available: int) -> int:
@@ -59,32 +56,14 @@ def launched_externally() -> bool:
     return TorchElasticEnvironment.detect() or (SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1)
 
 
-def choose_strategy(trainer: DictConfig) -> None:
-    """In a multirun, DDP that re-launches the script becomes `ddp_spawn`.
+def strategy_for(trainer: DictConfig) -> str | None:
+    """The DDP strategy this run must use instead of `trainer.strategy`, or None to keep it.
 
-    Lightning's `ddp` starts the other ranks by running the command line again; in a Hydra
-    multirun that command is the whole sweep, so every rank would run every job, each with other
-    parameters. `ddp_spawn` forks the current job's processes from inside it instead.
+    In a multirun, DDP that re-launches the script becomes `ddp_spawn`: Lightning's `ddp` starts
+    the other ranks by running the command line again, and in a Hydra multirun that command is the
+    whole sweep, so every rank would run every job, each with other parameters. `ddp_spawn` forks
+    the current job's processes from inside it instead.
     """
     if in_multirun() and trainer.get("strategy") == "ddp" and not launched_externally():
-        log.info("multirun: trainer.strategy=ddp runs as ddp_spawn, one launch per job")
-        with open_dict(trainer):
-            trainer.strategy = "ddp_spawn"
-
-
-def scale_learning_rate(cfg: DictConfig) -> None:
-    """Apply `lr_scaling`: lr × rule(data.batch_size / lr_scaling.base_batch_size).
-
-    `data.batch_size` is the global batch, so the world size alone never changes the lr; a larger
-    global batch does, by the linear (Goyal et al., 2017) or square-root rule.
-    """
-    scaling = cfg.get("lr_scaling") or {}
-    rule = str(scaling.get("rule", "none"))
-    if rule not in LR_RULES:
-        raise SemsegError(f"lr_scaling.rule={rule} is not one of {sorted(LR_RULES)}.")
-    if rule == "none":
-        return
-    factor = LR_RULES[rule](cfg.data.batch_size / scaling.base_batch_size)
-    with open_dict(cfg):
-        cfg.model.optimizer.lr = float(cfg.model.optimizer.lr) * factor
-    log.info("lr_scaling.rule=%s: model.optimizer.lr scaled by %.4g to %.4g", rule, factor, cfg.model.optimizer.lr)
+        return "ddp_spawn"
+    return None

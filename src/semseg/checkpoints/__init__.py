@@ -1,0 +1,9 @@
+"""Checkpoints: their format, reading them, writing them atomically, and resuming from them.
+
+    format    the `semseg` entry's key and version, the `last.ckpt` name, upgrades of old formats
+    reading   read_checkpoint, load_model, best_score
+    atomic    replaced_atomically and Lightning's AtomicCheckpointIO plugin
+    resume    which checkpoint `ckpt_path` means, and the refusals of one that cannot resume
+
+Importing `format`, `atomic` or `resume` does not import the models (callbacks rely on it).
+"""

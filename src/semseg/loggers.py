@@ -1,0 +1,113 @@
+"""Loggers: the CSV logger, and the whole W&B lifecycle of a run.
+
+W&B, in order: the settings are checked and a multirun's jobs grouped before any work
+(`name_wandb_runs`); a resumed run continues the checkpoint's W&B run (`continue_wandb_run`);
+files go to the run folder (`WANDB_DIR`, `use_run_dir`); the config and code version are logged
+(`log_run_config`); the run id is stored in checkpoints (`wandb_run_id`, by
+semseg.callbacks.run_state); and every run is finished, marked failed on a crash (`finish_loggers`).
+"""
+
+import csv
+import os
+import re
+import sys
+from pathlib import Path
+
+import lightning as L
+import wandb
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, open_dict
+
+from semseg.errors import SemsegError
+from semseg.utils.config import flat_config
+from semseg.utils.run_info import git_state, in_multirun
+
+# characters W&B refuses in project names
+_BAD_WANDB_PROJECT = re.compile(r"[/\\#?%:]")
+
+
+class CSVLogger(LightningCSVLogger):
+    """Keeps the columns already in metrics.csv when new ones arrive.
+
+    Lightning's writer knows only the columns it logged itself. Under `ddp_spawn`, fit and test
+    run in separate processes; when test adds its columns, the writer rewrote the file with the
+    test columns alone and failed on the rows validation had written. Reading the existing
+    header first keeps every column.
+    """
+
+    @property
+    def experiment(self):
+        writer = super().experiment
+        path = getattr(writer, "metrics_file_path", None)
+        if isinstance(path, str) and not writer.metrics_keys and os.path.isfile(path):
+            with open(path, newline="") as file:
+                writer.metrics_keys.extend(next(csv.reader(file), []))
+        return writer
+
+
+def name_wandb_runs(cfg: DictConfig) -> None:
+    """Check the W&B settings before any work, and group the jobs of a multirun.
+
+    Every job of one multirun becomes its own W&B run in one group named after the multirun.
+    Writes `logger.wandb.group` and `logger.wandb.name` in a multirun.
+    """
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_cfg:
+        return
+    project = str(wandb_cfg.get("project") or "")
+    if not project or len(project) > 128 or _BAD_WANDB_PROJECT.search(project):
+        raise SemsegError(
+            f"logger.wandb.project='{project}' is not a valid W&B project name: use 1-128 characters "
+            "without / \\ # ? % :, e.g. logger.wandb.project=semseg."
+        )
+    if in_multirun():
+        hydra_cfg = HydraConfig.get()
+        group = wandb_cfg.get("group") or f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir).name}"
+        with open_dict(cfg):
+            cfg.logger.wandb.group = group
+            cfg.logger.wandb.name = f"{group}-job{hydra_cfg.job.num}"
+
+
+def continue_wandb_run(cfg: DictConfig, run_id: str | None) -> None:
+    """Point the W&B logger at a checkpoint's run, so the resumed run continues its charts.
+
+    Writes `logger.wandb.id` and `logger.wandb.resume`.
+    """
+    if run_id and (cfg.get("logger") or {}).get("wandb"):
+        with open_dict(cfg):
+            cfg.logger.wandb.id = run_id
+            cfg.logger.wandb.resume = "allow"
+
+
+def use_run_dir(cfg: DictConfig) -> None:
+    """W&B's files (media included) go to the run folder, in every process."""
+    os.environ["WANDB_DIR"] = str(cfg.paths.output_dir)
+
+
+def log_run_config(cfg: DictConfig, trainer: L.Trainer, code_dir: str | Path) -> None:
+    """Give every logger the resolved config (flat keys) and the code version."""
+    git = git_state(code_dir)
+    params = flat_config(cfg) | {"git/commit": git["commit"], "git/dirty": git["dirty"]}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def wandb_run_id(trainer: L.Trainer) -> str | None:
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.version
+    return None
+
+
+def finish_loggers(trainer: L.Trainer) -> None:
+    """Close every logger's run, marked failed while an exception is in flight.
+
+    W&B runs must never be left open: a crashed run is finished with a non-zero exit code.
+    """
+    failed = sys.exc_info()[0] is not None
+    for logger in trainer.loggers:
+        logger.finalize("failed" if failed else "success")
+    if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):
+        wandb.finish(exit_code=1 if failed else 0)
