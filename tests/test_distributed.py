@@ -44,7 +44,7 @@ def only_run_dir(tmp_path: Path, task: str) -> Path:
 
 
 def single_process_eval(make_cfg, data_dir: Path, checkpoint: Path, split: str) -> dict:
-    cfg = make_cfg([*COMMON, f"paths.data_dir={data_dir}", f"ckpt_path={checkpoint}", f"split={split}", "logger=none"],
+    cfg = make_cfg([*COMMON, f"paths.data_dir={data_dir}", f"ckpt_path={checkpoint}", f"data.splits.test={split}", "logger=none"],
                    config_name="eval.yaml", output=f"eval-{split}")
     return evaluate(cfg)
 
@@ -79,7 +79,7 @@ def test_validation_under_ddp_equals_a_single_process_evaluation(ddp_run, make_c
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_eval_on_two_processes_matches_one_process_exactly(ddp_run, make_cfg, odd_data, tmp_path, split):
     checkpoint = ddp_run / "checkpoints" / "best.ckpt"
-    result = cli("semseg.eval", tmp_path, odd_data, f"ckpt_path={checkpoint}", f"split={split}",
+    result = cli("semseg.eval", tmp_path, odd_data, f"ckpt_path={checkpoint}", f"data.splits.test={split}",
                  "trainer=ddp_cpu", "logger=none")
     assert result.returncode == 0, result.stderr[-3000:]
     distributed = json.loads((only_run_dir(tmp_path, "eval") / "metrics.json").read_text())

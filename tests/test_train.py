@@ -53,7 +53,7 @@ def test_train_then_eval_gives_the_same_test_miou_and_wandb_has_it(make_cfg):
     assert scores["test/IoU/stripes"] == pytest.approx(metrics["test/IoU/stripes"], abs=1e-6, nan_ok=True)
 
     # scoring the validation split reproduces the best validation score the checkpoint was kept for
-    val_cfg = make_cfg([f"ckpt_path={best}", "split=val"], config_name="eval.yaml", output="eval_val")
+    val_cfg = make_cfg([f"ckpt_path={best}", "data.splits.test=val"], config_name="eval.yaml", output="eval_val")
     assert evaluate(val_cfg)["test/mIoU"] == pytest.approx(metrics["val/mIoU"], abs=1e-6)
 
 

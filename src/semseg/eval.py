@@ -66,8 +66,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"checkpoint {cfg.ckpt_path} was trained on classes {list(meta['class_names'])}, but the "
             f"data config has {datamodule.class_names}. Evaluate on data with the same classes."
         )
-    if cfg.get("split"):
-        datamodule.splits["test"] = cfg.split
     L.seed_everything(cfg.seed, workers=True)
     model.inference = instantiate(cfg.inference)
     model.inference.check(model.net)

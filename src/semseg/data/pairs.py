@@ -1,7 +1,7 @@
 """Read and validate image/mask file pairs, whatever folder layout lists them.
 
 Every dataset reader subclasses `ImageMaskDataset`: the subclass finds the files, this class
-reads them, checks that they fit together and returns the item contract of DESIGN.md.
+reads them, checks that they fit together and returns the item contract (README, "Data").
 """
 
 from collections.abc import Callable

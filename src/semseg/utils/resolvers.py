@@ -1,5 +1,6 @@
 """OmegaConf resolvers the configs use; registered when `semseg.utils.config` is imported."""
 
+import importlib
 import os
 import time
 from pathlib import Path
@@ -52,11 +53,18 @@ def input_normalization(which: str, encoder_name: str | None = None) -> list[flo
     return encoder_normalization(encoder_name)[which]
 
 
+def class_names_of(module: str) -> list[str]:
+    """The `CLASS_NAMES` a dataset module defines (VOC's, Cityscapes' from cityscapesscripts, the
+    synthetic set's): the one place they are stated, which its data config reads."""
+    return list(importlib.import_module(module).CLASS_NAMES)
+
+
 def register() -> None:
     resolvers = {
         "mixed_precision": mixed_precision,
         "run_stamp": run_stamp,
         "input_normalization": input_normalization,
+        "class_names_of": class_names_of,  # `class_names: ${class_names_of:semseg.data.voc}`
         "len": len,  # `num_classes: ${len:${data.class_names}}`
     }
     cached = {"mixed_precision", "run_stamp"}  # one value per process
