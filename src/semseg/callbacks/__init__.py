@@ -1,1 +1,1 @@
-"""Lightning callbacks the configs and entry points add to a Trainer: validation reports, prediction files."""
+"""Lightning callbacks only: checkpoints, preemption, run state, validation and evaluation reports, prediction files."""

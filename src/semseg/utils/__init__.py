@@ -1,0 +1,1 @@
+"""Helpers the entry points share: config composition and checks, resolvers, the sweep leaderboard, run facts."""
