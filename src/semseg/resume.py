@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.checkpoint import read_checkpoint
+from semseg.data.class_frequency import MEDIAN_FREQUENCY
 from semseg.errors import SemsegError
 from semseg.models.module import CHECKPOINT_KEY
 from semseg.utils.config import flatten
@@ -32,6 +33,7 @@ def prepare_resume(cfg: DictConfig) -> str | None:
     if path is None:
         return None
     meta = read_checkpoint(path)[CHECKPOINT_KEY]
+    keep_counted_class_weights(cfg, meta["model_config"])
     check_same_model(path, meta["model_config"], OmegaConf.to_container(cfg.model, resolve=True))
     continue_wandb_run(cfg, meta.get("wandb_id"))
     return str(path)
@@ -76,6 +78,20 @@ def newest_last_checkpoint(runs: Path) -> Path:
             "folder or the .ckpt file, or set paths.log_dir to where the earlier run wrote its logs."
         )
     return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def keep_counted_class_weights(cfg: DictConfig, trained: dict) -> None:
+    """`class_weights: median_frequency` resumes with the numbers the checkpoint's run counted.
+
+    The interrupted run replaced the setting by its numbers in the model config it saved; taking
+    them over keeps the loss of the resumed run exactly that run's, without counting again.
+    """
+    saved = flatten(trained)
+    current = flatten(OmegaConf.to_container(cfg.model, resolve=True))
+    for key, value in current.items():
+        if key.endswith("class_weights") and value == MEDIAN_FREQUENCY and isinstance(saved.get(key), list):
+            with open_dict(cfg):
+                OmegaConf.update(cfg.model, key.replace("/", "."), saved[key])
 
 
 def check_same_model(path: Path, trained: dict, current: dict) -> None:

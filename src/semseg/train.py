@@ -52,6 +52,7 @@ def build(cfg: DictConfig):
         )
     model = instantiate(cfg.model)
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model.cache_dir = Path(cfg.paths.data_dir) / ".cache"  # counts of the training masks (median_frequency)
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if cfg.get("channels_last"):
         callbacks.append(ChannelsLast())
