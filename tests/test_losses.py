@@ -199,10 +199,14 @@ BAD_INPUT = [
       "split, so the weight would be infinite (and the model cannot learn it: check data.class_names and "
       "data.label_map). To train anyway, set model.loss.ce.absent_class_weight=<w> (e.g. 1.0: the weight in the "
       "val/test loss), or give one weight per class in model.loss.ce.class_weights=[...].")),
+    (["model=pixelwise", "model.optimizer_groups.encoder_lr_mult=0.1"],
+     ("model.optimizer_groups.encoder_lr_mult=0.1, but the net (PixelwiseClassifier) has no encoder (net.encoder). "
+      "Set model.optimizer_groups.encoder_lr_mult=1, or pick a model built from an encoder and a decoder "
+      "(model=unet, fcn8s, fcn16s or fcn32s).")),
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT, ids=["weights-length", "absent-class"])
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT, ids=["weights-length", "absent-class", "no-encoder"])
 def test_bad_loss_and_optimizer_settings_are_one_line_before_training(tmp_path, data_dir, overrides, message):
     result = run_cli([PYTHON, "-m", "semseg.train", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
                       "logger=csv", "data.num_workers=0", *TINY_DATA_OVERRIDES, *overrides], cwd=tmp_path)

@@ -1,7 +1,7 @@
 """The LightningModule: loss, optimisation and dataset-level metrics for any segmentation net."""
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -14,6 +14,7 @@ from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.models.losses import CrossEntropy, check_class_weights, cross_entropy_terms
 from semseg.models.metrics import SegmentationScores
+from semseg.models.param_groups import check_encoder, make_optimizer, parameter_groups
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class SegmentationModule(L.LightningModule):
 
     Args:
         net: maps (B, 3, H, W) to (B, C, H, W) logits.
-        optimizer: partial optimizer taking the parameters.
+        optimizer: partial optimizer taking the parameters (or parameter groups).
         scheduler: partial `(optimizer, total_steps) -> scheduler`, stepped every iteration,
             or None for a constant learning rate.
         class_names: one name per class, used in metric names (`val/IoU/<name>`).
@@ -46,6 +47,8 @@ class SegmentationModule(L.LightningModule):
             e.g. a `semseg.inference.Inference` for tiled inference and test-time augmentation.
         loss: `(logits (B, C, H, W), target (B, H, W), 255 = ignore) -> scalar` for the train,
             val and test loss (semseg.models.losses); None is plain cross-entropy.
+        optimizer_groups: `encoder_lr_mult`, `no_weight_decay_norm_bias` (semseg.models.param_groups);
+            None is one group.
     """
 
     def __init__(
@@ -57,11 +60,14 @@ class SegmentationModule(L.LightningModule):
         model_config: dict | None = None,
         inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        optimizer_groups: Mapping | None = None,
     ):
         super().__init__()
         self.net = net
         self.loss = loss if loss is not None else CrossEntropy()
         check_class_weights(self.loss, class_names)
+        self.optimizer_groups = dict(optimizer_groups or {})
+        check_encoder(net, self.optimizer_groups.get("encoder_lr_mult", 1.0))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
@@ -191,7 +197,8 @@ class SegmentationModule(L.LightningModule):
         self._log_scores("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        encoder = getattr(self.net, "encoder", None)
+        optimizer = make_optimizer(self.optimizer_factory, parameter_groups(self, encoder, **self.optimizer_groups))
         if self.scheduler_factory is None:
             return optimizer
         self.schedule_steps = int(self.trainer.estimated_stepping_batches)

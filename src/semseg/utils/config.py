@@ -97,6 +97,8 @@ NUMBERS = {
     "data.num_workers": (True, 0, "2"),
     "model.optimizer.lr": (False, 0, "0.001"),
     "model.optimizer.weight_decay": (False, 0, "0.0001"),
+    "model.optimizer_groups.encoder_lr_mult": (False, 0, "0.1"),
+    "model.scheduler.warmup_steps": (True, 0, "500"),
 }
 
 
