@@ -189,6 +189,8 @@ def test_an_unresolved_median_frequency_loss_refuses_to_run():
 
 
 BAD_INPUT = [
+    (["model/loss=nope"],
+     "model/loss=nope: there is no config model/loss/nope.yaml; choose one of ce, ce_dice, dice, focal, lovasz."),
     (["model.loss.class_weights=[1.0,2.0]"],
      ("model.loss.class_weights has 2 weights but the data has 5 classes ['background', 'stripes', 'checkers', "
       "'dots', 'crosshatch']; give one weight per class, e.g. model.loss.class_weights=[1.0,1.0,1.0,1.0,1.0], or "
@@ -206,7 +208,8 @@ BAD_INPUT = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT, ids=["weights-length", "absent-class", "no-encoder"])
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUT, ids=["unknown-loss", "weights-length", "absent-class",
+                                                                    "no-encoder"])
 def test_bad_loss_and_optimizer_settings_are_one_line_before_training(tmp_path, data_dir, overrides, message):
     result = run_cli([PYTHON, "-m", "semseg.train", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
                       "logger=csv", "data.num_workers=0", *TINY_DATA_OVERRIDES, *overrides], cwd=tmp_path)

@@ -31,6 +31,7 @@ from semseg.utils.config import (
     instantiate,
     instantiate_dict,
     print_config_tree,
+    refuse_unknown_options,
     report_user_errors,
 )
 from semseg.utils.run_info import configure_wandb, git_state, write_metrics
@@ -130,6 +131,7 @@ def best_score(checkpoint: L.pytorch.callbacks.ModelCheckpoint) -> float | None:
     return None
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
