@@ -21,7 +21,7 @@ from semseg.models.sliding_window import SlidingWindowClassifier
 from semseg.resume import prepare_resume
 from semseg.train import train
 from semseg.utils.config import CONFIG_DIR
-from tests.conftest import TINY_DATA_OVERRIDES
+from tests.conftest import REPO, TINY_DATA_OVERRIDES
 from tests.test_train import PYTHON, run_cli
 
 LOSSES = sorted(p.stem for p in (Path(CONFIG_DIR) / "model" / "loss").glob("*.yaml"))
@@ -216,3 +216,22 @@ def test_bad_loss_and_optimizer_settings_are_one_line_before_training(tmp_path, 
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"semseg: error: {message}"
     assert not list(tmp_path.glob("train/runs/*/checkpoints/*.ckpt"))
+
+
+def readme_commands() -> list[list[str]]:
+    """The overrides of every `python -m semseg.train` line of the README's losses and fine-tuning section."""
+    section = (REPO / "README.md").read_text().split("\n## Losses and fine-tuning\n")[1].split("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("python -m semseg.train")]
+    return [line.split(" #")[0].split()[3:] for line in lines]
+
+
+def test_the_readme_section_shows_commands():
+    assert len(readme_commands()) == 6
+
+
+@pytest.mark.parametrize("overrides", readme_commands(), ids=" ".join)
+def test_readme_commands_of_losses_and_fine_tuning_train(make_cfg, overrides):
+    """Cut to 4 epochs of 16 steps: longer than the warmup the README shows."""
+    cfg = make_cfg([*overrides, "data.batch_size=1", "trainer.max_epochs=4", "++trainer.limit_val_batches=1",
+                    "logger=csv", "callbacks=none", "test=false"])
+    assert np.isfinite(train(cfg)["train/loss"])
