@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from semseg.utils.config import CONFIG_DIR, instantiate_dict
 
-GROUPS = ["data", "model", "model/encoder", "model/optimizer", "model/scheduler", "trainer",
+GROUPS = ["data", "model", "model/encoder", "model/optimizer", "model/scheduler", "model/loss", "trainer",
           "logger", "callbacks", "experiment", "debug"]
 
 

@@ -66,10 +66,10 @@ def test_training_samples_pixels_with_their_own_targets():
     images = torch.randn(3, 3, 20, 20)
     masks = torch.arange(3 * 20 * 20).view(3, 20, 20) % 5
     logits, targets = net.sample_for_loss(images, masks)
-    assert logits.shape == (3, 5, 50) and targets.shape == (3, 50)
+    assert logits.shape == (3, 5, 1, 50) and targets.shape == (3, 1, 50)
     # every target is a mask value of its own image
     for b in range(3):
-        assert set(targets[b].tolist()) <= set(masks[b].flatten().tolist())
+        assert set(targets[b].flatten().tolist()) <= set(masks[b].flatten().tolist())
     F.cross_entropy(logits, targets).backward()
     assert net.features[0].weight.grad.abs().sum() > 0
 

@@ -6,9 +6,9 @@ One place, in one order, so that what a run logs and stores is the config it ran
 import logging
 import math
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from semseg.checkpoints.resume import checkpoint_to_resume
+from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume, counted_class_weights
 from semseg.errors import SemsegError
 from semseg.launch import check_devices, strategy_for
 from semseg.loggers import continue_wandb_run, name_wandb_runs, use_run_dir
@@ -24,9 +24,11 @@ def set_up_run(cfg: DictConfig) -> str | None:
 
     Writes, in this order:
       1. `logger.wandb.group`, `logger.wandb.name`: a multirun's jobs grouped in W&B;
-      2. `model.optimizer.lr`: scaled by `lr_scaling` (before 3, which compares the model config
-         with the checkpoint's, scaled the same way when it was trained);
-      3. `logger.wandb.id`, `logger.wandb.resume`: a resumed run continues its W&B run;
+      2. `model.optimizer.lr`: scaled by `lr_scaling` (before the resume check, which compares
+         the model config with the checkpoint's, scaled the same way when it was trained);
+      3. when resuming, `model.loss[.ce].class_weights`: `median_frequency` becomes the numbers
+         the checkpoint's run counted; then `logger.wandb.id`, `logger.wandb.resume`: the run
+         continues its W&B run;
       4. `trainer.strategy`: `ddp` becomes `ddp_spawn` inside a multirun;
     and the environment's `WANDB_DIR` (the run folder).
     """
@@ -36,7 +38,12 @@ def set_up_run(cfg: DictConfig) -> str | None:
     scale_learning_rate(cfg)
     resume = checkpoint_to_resume(cfg)
     if resume is not None:
-        continue_wandb_run(cfg, resume[1].get("wandb_id"))
+        path, meta = resume
+        with open_dict(cfg):
+            for key, weights in counted_class_weights(model_config(cfg), meta["model_config"]).items():
+                OmegaConf.update(cfg.model, key, weights)
+        check_same_model(path, meta["model_config"], model_config(cfg))
+        continue_wandb_run(cfg, meta.get("wandb_id"))
     strategy = strategy_for(cfg.trainer)
     if strategy:
         log.info("multirun: trainer.strategy=%s runs as %s, one launch per job", cfg.trainer.strategy, strategy)
@@ -44,6 +51,10 @@ def set_up_run(cfg: DictConfig) -> str | None:
             cfg.trainer.strategy = strategy
     use_run_dir(cfg)
     return resume[0] if resume else None
+
+
+def model_config(cfg: DictConfig) -> dict:
+    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def scale_learning_rate(cfg: DictConfig) -> None:

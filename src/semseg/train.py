@@ -27,6 +27,7 @@ from semseg.utils.config import (
     instantiate,
     instantiate_dict,
     print_config_tree,
+    refuse_unknown_options,
     report_user_errors,
 )
 from semseg.utils.run_info import write_metrics
@@ -46,6 +47,7 @@ def build(cfg: DictConfig):
         )
     model = instantiate(cfg.model)
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model.cache_dir = Path(cfg.paths.data_dir) / ".cache"  # counts of the training masks (median_frequency)
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if cfg.get("channels_last"):
         callbacks.append(ChannelsLast())
@@ -82,6 +84,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:

@@ -9,10 +9,11 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from semseg.checkpoints.format import CHECKPOINT_KEY, LAST_CHECKPOINT
 from semseg.checkpoints.reading import read_checkpoint
+from semseg.data.class_frequency import MEDIAN_FREQUENCY
 from semseg.errors import SemsegError
 from semseg.utils.config import flatten
 
@@ -23,16 +24,12 @@ _FREE_ON_RESUME = ("inference",)
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
-    """Resolve `cfg.ckpt_path` and check the checkpoint fits `cfg.model`.
-
-    Returns the checkpoint path for `Trainer.fit` and its semseg entry, or None for a fresh run.
-    """
+    """Resolve `cfg.ckpt_path`: the checkpoint path for `Trainer.fit` and its semseg entry, or
+    None for a fresh run. `check_same_model` then refuses one that cannot resume this config."""
     path = resolve_checkpoint(cfg)
     if path is None:
         return None
-    meta = read_checkpoint(path)[CHECKPOINT_KEY]
-    check_same_model(path, meta["model_config"], OmegaConf.to_container(cfg.model, resolve=True))
-    return str(path), meta
+    return str(path), read_checkpoint(path)[CHECKPOINT_KEY]
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
@@ -74,6 +71,21 @@ def newest_last_checkpoint(runs: Path) -> Path:
             "folder or the .ckpt file, or set paths.log_dir to where the earlier run wrote its logs."
         )
     return max(found, key=lambda path: path.stat().st_mtime)
+
+
+def counted_class_weights(current: dict, trained: dict) -> dict[str, list[float]]:
+    """The model keys (dotted) whose `class_weights: median_frequency` resumes with the numbers the
+    checkpoint's run counted, and those numbers.
+
+    The interrupted run replaced the setting by its numbers in the model config it saved; taking
+    them over keeps the loss of the resumed run exactly that run's, without counting again.
+    """
+    saved = flatten(trained)
+    return {
+        key.replace("/", "."): saved[key]
+        for key, value in flatten(current).items()
+        if key.endswith("class_weights") and value == MEDIAN_FREQUENCY and isinstance(saved.get(key), list)
+    }
 
 
 def check_same_model(path: Path, trained: dict, current: dict) -> None:

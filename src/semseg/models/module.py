@@ -1,18 +1,24 @@
 """The LightningModule: loss, optimisation and dataset-level metrics for any segmentation net."""
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 
 from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from semseg.data.class_frequency import MEDIAN_FREQUENCY, class_frequencies, median_frequency_weights
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
+from semseg.models.losses import CrossEntropy, check_class_weights, cross_entropy_terms
 from semseg.models.metrics import SegmentationScores
 from semseg.models.net import SampledLossNet, checked_net
+from semseg.models.param_groups import check_encoder, make_optimizer, parameter_groups
+
+log = logging.getLogger(__name__)
 
 
 def same_size_groups(batch: dict) -> list[tuple[torch.Tensor, tuple[int, int]]]:
@@ -27,17 +33,21 @@ def same_size_groups(batch: dict) -> list[tuple[torch.Tensor, tuple[int, int]]]:
 
 
 class SegmentationModule(L.LightningModule):
-    """Trains `net` with pixel-wise cross-entropy (255 ignored) and logs VOC-style mIoU.
+    """Trains `net` with a segmentation loss (255 ignored) and logs VOC-style mIoU.
 
     Args:
         net: a `semseg.models.net.SegmentationNet`: (B, 3, H, W) images to (B, C, H, W) logits.
-        optimizer: partial optimizer taking the parameters.
+        optimizer: partial optimizer taking the parameters (or parameter groups).
         scheduler: partial `(optimizer, total_steps) -> scheduler`, stepped every iteration,
             or None for a constant learning rate.
         class_names: one name per class, used in metric names (`val/IoU/<name>`).
         model_config: the config that built `net`, stored in checkpoints so eval can rebuild it.
         inference: optional `(net, images) -> logits` used for val/test instead of `net(images)`,
             e.g. a `semseg.inference.Inference` for tiled inference and test-time augmentation.
+        loss: `(logits (B, C, H, W), target (B, H, W), 255 = ignore) -> scalar` for the train,
+            val and test loss (semseg.models.losses); None is plain cross-entropy.
+        optimizer_groups: `encoder_lr_mult`, `no_weight_decay_norm_bias` (semseg.models.param_groups);
+            None is one group.
     """
 
     def __init__(
@@ -48,9 +58,15 @@ class SegmentationModule(L.LightningModule):
         scheduler: Callable | None = None,
         model_config: dict | None = None,
         inference: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        optimizer_groups: Mapping | None = None,
     ):
         super().__init__()
         self.net = checked_net(net)
+        self.loss = loss if loss is not None else CrossEntropy()
+        check_class_weights(self.loss, class_names)
+        self.optimizer_groups = dict(optimizer_groups or {})
+        check_encoder(net, self.optimizer_groups.get("encoder_lr_mult", 1.0))
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
@@ -68,17 +84,40 @@ class SegmentationModule(L.LightningModule):
         # the learning-rate schedule's length, stored in checkpoints so a resume keeps it
         self.schedule_steps: int | None = None
         self._resumed_schedule_steps: int | None = None
+        # where counts of the training masks are cached (semseg.train: ${paths.data_dir}/.cache)
+        self.cache_dir: Path | None = None
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "description"):  # set up before the module, so its datasets exist
             self.data_description = datamodule.description()
+        if stage == "fit":
+            self._weigh_classes_by_frequency(datamodule)
+
+    def _weigh_classes_by_frequency(self, datamodule) -> None:
+        """Turn `class_weights: median_frequency` into numbers from the train split, before training.
+
+        The numbers replace the setting in the stored model config, so checkpoints, eval and a
+        resumed run use exactly them; they are logged as that config key.
+        """
+        terms = [(key, term) for key, term in cross_entropy_terms(self.loss)
+                 if term.class_weights == MEDIAN_FREQUENCY]
+        if not terms:
+            return
+        if not hasattr(datamodule, "splits"):
+            raise SemsegError(f"{terms[0][0]}.class_weights={MEDIAN_FREQUENCY} needs the datamodule's train split.")
+        counts = class_frequencies(datamodule, "train", self.cache_dir)
+        for key, term in terms:
+            setting = f"{key}.class_weights"
+            weights = median_frequency_weights(counts, self.class_names, setting, term.absent_class_weight)
+            term.set_class_weights(weights)
+            _set_key(self.model_config, setting.removeprefix("model."), weights)
+            log.info("%s=%s: %s", setting, MEDIAN_FREQUENCY, weights)
+            for logger in self.loggers:
+                logger.log_hyperparams({setting.replace(".", "/"): weights})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
-
-    def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, masks, ignore_index=IGNORE_INDEX)
 
     def _training_outputs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and targets for the loss; a net with `sample_for_loss` scores only some pixels."""
@@ -87,7 +126,7 @@ class SegmentationModule(L.LightningModule):
         return self(batch["image"]), batch["mask"]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(*self._training_outputs(batch))
+        loss = self.loss(*self._training_outputs(batch))
         self._stop_unless_finite(loss, batch_idx)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         return loss
@@ -125,7 +164,7 @@ class SegmentationModule(L.LightningModule):
             logits = self.inference(self.net, images) if self.inference else self(images)
             labelled = (masks != IGNORE_INDEX).sum()
             if labelled > 0:
-                self.losses[stage].update(self._loss(logits, masks), weight=labelled)
+                self.losses[stage].update(self.loss(logits, masks), weight=labelled)
             labels = logits.argmax(1)
             self.scores[stage].update(labels, masks)
             for index, label in zip(indices.tolist(), labels):
@@ -156,7 +195,8 @@ class SegmentationModule(L.LightningModule):
         self._log_scores("test")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        encoder = getattr(self.net, "encoder", None)
+        optimizer = make_optimizer(self.optimizer_factory, parameter_groups(self, encoder, **self.optimizer_groups))
         if self.scheduler_factory is None:
             return optimizer
         self.schedule_steps = int(self.trainer.estimated_stepping_batches)
@@ -193,4 +233,16 @@ class SegmentationModule(L.LightningModule):
             **{key: self.data_description.get(key) for key in ("mean", "std", "palette")},
             class_names=self.class_names,
             model_config=self.model_config,
+            class_weights={f"{key}.class_weights": term.class_weights for key, term in cross_entropy_terms(self.loss)
+                           if term.class_weights is not None},
         )
+
+
+def _set_key(config: dict, dotted: str, value) -> None:
+    """Set `a.b.c` in nested dicts that already hold `a.b` (nothing when they do not: direct use)."""
+    *parents, last = dotted.split(".")
+    for name in parents:
+        config = config.get(name)
+        if not isinstance(config, dict):
+            return
+    config[last] = value

@@ -150,11 +150,15 @@ class PatchClassifier(nn.Module):
         return self.dense(images) if self.mode == "dense" else self.naive(images)
 
     def sample_for_loss(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training: classify `num_samples` random pixels per image; (B, C, N) logits, (B, N) targets."""
+        """Training: classify `num_samples` random pixels per image.
+
+        Returns (B, C, 1, N) logits and (B, 1, N) targets: the samples of each image as a 1×N
+        strip, the image shape every segmentation loss takes.
+        """
         b, _, h, w = images.shape
         n = self.num_samples
         batch = torch.arange(b, device=images.device).repeat_interleave(n)
         ys = torch.randint(h, (b * n,), device=images.device)
         xs = torch.randint(w, (b * n,), device=images.device)
         logits = self.classify_at(self.pad(images), batch, ys, xs)
-        return logits.view(b, n, -1).transpose(1, 2), masks[batch, ys, xs].view(b, n)
+        return logits.view(b, 1, n, -1).permute(0, 3, 1, 2), masks[batch, ys, xs].view(b, 1, n)

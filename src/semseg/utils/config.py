@@ -9,8 +9,12 @@ from pathlib import Path
 import hydra
 import rich.syntax
 import rich.tree
+from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, ValueType
+from hydra.errors import OverrideParseException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
@@ -97,6 +101,8 @@ NUMBERS = {
     "data.num_workers": (True, 0, "2"),
     "model.optimizer.lr": (False, 0, "0.001"),
     "model.optimizer.weight_decay": (False, 0, "0.0001"),
+    "model.optimizer_groups.encoder_lr_mult": (False, 0, "0.1"),
+    "model.scheduler.warmup_steps": (True, 0, "500"),
 }
 
 
@@ -110,6 +116,53 @@ def check_numbers(cfg: DictConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, kinds) or value < smallest:
             what = "an integer" if integer else "a number"
             raise SemsegError(f"{key}={value!r} must be {what} of at least {smallest}, e.g. {key}={example}.")
+
+
+def unknown_option(overrides: list[str], config_dir: Path = Path(CONFIG_DIR)) -> str | None:
+    """The message for a `group=option` override whose option has no config file, else None.
+
+    Only groups of the project's own config folder are checked (not `hydra/...`, whose options
+    come from plugins too); anything the parser does not take is left to Hydra.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException:
+        return None
+    for override in parsed:
+        group = override.key_or_group
+        folder = config_dir / group
+        if override.is_delete() or group.startswith("hydra") or not folder.is_dir():
+            continue
+        value = override.value()
+        if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+            continue
+        choices = list(value.list) if isinstance(value, ChoiceSweep) else value if isinstance(value, list) else [value]
+        for choice in choices:
+            if isinstance(choice, str) and not (folder / f"{choice}.yaml").is_file():
+                options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
+                return f"{group}={choice}: there is no config {group}/{choice}.yaml; choose one of {options}."
+    return None
+
+
+def refuse_unknown_options(hydra_main: Callable) -> Callable:
+    """Before Hydra composes the config, refuse a config-group option that does not exist with one
+    `semseg: error:` line listing the options (Hydra's own report spans many lines).
+
+    Searching other config folders (`--config-dir`, `hydra.searchpath`) leaves the check to Hydra.
+    """
+
+    @functools.wraps(hydra_main)
+    def wrapper(*args, **kwargs):
+        if not args and not kwargs:
+            arguments = get_args_parser().parse_args()
+            searches_elsewhere = arguments.config_dir or any("hydra.searchpath" in o for o in arguments.overrides)
+            message = None if searches_elsewhere else unknown_option(arguments.overrides)
+            if message:
+                print(f"semseg: error: {message}", file=sys.stderr)
+                sys.exit(2)
+        return hydra_main(*args, **kwargs)
+
+    return wrapper
 
 
 def instantiate(cfg: DictConfig, **kwargs):
