@@ -124,3 +124,12 @@ def test_resuming_with_another_schedule_length_is_refused(make_cfg):
                                           r"run's 12 \(trainer.max_epochs"):
         train(longer)
     assert not (Path(longer.paths.output_dir) / "checkpoints" / "last.ckpt").exists()
+
+
+def test_a_setting_added_later_and_left_null_does_not_block_resuming(tmp_path):
+    from semseg.resume import check_same_model
+
+    trained = {"net": {"encoder": {"name": "resnet18"}}}
+    check_same_model(tmp_path / "x.ckpt", trained, {"net": {"encoder": {"name": "resnet18", "output_stride": None}}})
+    with pytest.raises(SemsegError, match=r"net/encoder/output_stride: \(not set\) in the checkpoint, 8 now"):
+        check_same_model(tmp_path / "x.ckpt", trained, {"net": {"encoder": {"name": "resnet18", "output_stride": 8}}})
