@@ -20,7 +20,8 @@ WANDB = str(Path(sys.executable).parent / "wandb")
 SHORT_RUN = ["trainer.max_epochs=2", "trainer.log_every_n_steps=1", "model/scheduler=constant"]
 
 
-@pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "pixelwise", "sliding_window"])
+@pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "deeplabv3plus", "upernet", "segformer",
+                                   "pixelwise", "sliding_window"])
 def test_fast_dev_run_for_every_model(make_cfg, model):
     metrics = train(make_cfg([f"model={model}", "debug=fdr"]))
     assert {"train/loss", "val/mIoU", "test/mIoU", "test/pixel_acc"} <= set(metrics)
