@@ -113,3 +113,14 @@ def test_a_tagged_name_builds_that_architecture(make_cfg):
 def test_what_cannot_work_is_one_error_naming_the_keys(make_cfg, overrides, message):
     with pytest.raises(SemsegError, match=message):
         instantiate(make_cfg(overrides).model.net)
+
+
+def test_unet_default_widths_keep_tiny_resnet_and_narrow_full_width_encoders(make_cfg):
+    """tiny_resnet's own widths are under the cap (the default experiment's net is unchanged);
+    ResNet-50's are capped at 8 × the stride."""
+    def widths(*overrides):
+        decoder = instantiate(make_cfg(["model=unet", *overrides]).model.net).decoder
+        return [block[1][0].out_channels for block in decoder.blocks]  # deepest first
+
+    assert widths() == [64, 32, 16, 16]
+    assert widths("model/encoder=resnet50") == [128, 64, 32, 16]
