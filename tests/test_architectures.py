@@ -124,3 +124,12 @@ def test_unet_default_widths_keep_tiny_resnet_and_narrow_full_width_encoders(mak
 
     assert widths() == [64, 32, 16, 16]
     assert widths("model/encoder=resnet50") == [128, 64, 32, 16]
+
+
+@pytest.mark.parametrize("size", [(4, 5), (2, 7), (13, 9), (1, 1)])
+def test_upernet_pooling_is_adaptive_average_pooling(size):
+    from semseg.models.decoders.upernet import AdaptiveAvgPool
+
+    x = torch.randn(2, 3, *size)
+    for bins in (1, 2, 3, 6):
+        torch.testing.assert_close(AdaptiveAvgPool(bins)(x), torch.nn.functional.adaptive_avg_pool2d(x, bins))

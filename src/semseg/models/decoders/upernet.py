@@ -14,13 +14,42 @@ from torch import nn
 from semseg.models.decoders.layers import classifier, conv_bn_relu, pyramid_levels, resize, to_input_size
 
 
+def pooling_weights(length: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """(bins, length) weights that average `length` positions into `bins` as adaptive average
+    pooling splits them: bin i covers [floor(i·L/bins), ceil((i+1)·L/bins))."""
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * length, bins, rounding_mode="floor")
+    end = torch.div((index + 1) * length + bins - 1, bins, rounding_mode="floor")
+    positions = torch.arange(length, device=like.device)
+    inside = (positions >= start[:, None]) & (positions < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+class AdaptiveAvgPool(nn.Module):
+    """`nn.AdaptiveAvgPool2d(bins)` as two weight matrices computed from the input's size.
+
+    The ONNX exporter writes adaptive pooling to a grid other than 1×1 with the bin boundaries of
+    the example input fixed in the graph, so the file fails (or is wrong) at other sizes; these
+    weights follow the size, so `semseg.export`'s file takes any H, W.
+    """
+
+    def __init__(self, bins: int):
+        super().__init__()
+        self.bins = bins
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = pooling_weights(x.shape[-2], self.bins, x)
+        columns = pooling_weights(x.shape[-1], self.bins, x)
+        return torch.einsum("ih,bchw,jw->bcij", rows, x, columns)
+
+
 class PoolingPyramid(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, grid_sizes: list[int]):
         super().__init__()
         # no BatchNorm on the pooled maps: the 1×1 grid has one value per channel and image,
         # which a batch of one cannot normalise
         self.pools = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(size), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
+            nn.Sequential(AdaptiveAvgPool(size), nn.Conv2d(in_channels, out_channels, 1), nn.ReLU(inplace=True))
             for size in grid_sizes
         )
         self.bottleneck = conv_bn_relu(in_channels + len(grid_sizes) * out_channels, out_channels)
