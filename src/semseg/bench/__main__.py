@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench import architectures, growth, memory, onnx_latency, overhead, peer, patch_classifier, pipeline
+from semseg.bench import architectures, growth, memory, onnx_latency, overhead, patch_classifier, peer, pipeline
 from semseg.bench.timing import write_report
 
 PARTS = {

@@ -30,7 +30,7 @@ def measure(encoder: str = "resnet50", size: int = 512, num_classes: int = 21, m
         torch.manual_seed(0)
         net = instantiate(net_config(model, encoder, num_classes)).eval()
         with torch.no_grad():
-            flops = count_flops(lambda: net(image))
+            flops = count_flops(lambda net=net: net(image))
         results[model] = {"params": sum(p.numel() for p in net.parameters()),
                           "decoder_params": sum(p.numel() for p in net.decoder.parameters()),
                           "gflops": flops / 1e9, "output_stride": net.output_stride}

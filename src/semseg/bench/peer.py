@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from semseg.bench.loop import train_step, val_miou
-from semseg.bench.timing import alternate, count_flops, markdown_table, median, section, seconds
+from semseg.bench.timing import alternate, count_flops, markdown_table, median, seconds, section
 from semseg.utils.config import compose_config, instantiate
 
 ENCODER = "resnet18"
