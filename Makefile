@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 OVERRIDES = $(filter-out VENV=%,$(MAKEOVERRIDES))
 PYTEST_ARGS ?=
-# `make bench BENCH_ARGS="--only overhead pipeline"`; parts: patch_classifier overhead pipeline peer memory growth onnx
+# `make bench BENCH_ARGS="--only overhead pipeline"`; parts: patch_classifier overhead pipeline peer memory growth onnx architectures
 BENCH_ARGS ?=
 
 .PHONY: help install train eval predict export sweep bench test test-slow test-all clean-logs

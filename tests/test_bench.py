@@ -77,11 +77,24 @@ def test_suite_writes_its_report(tmp_path):
 
 
 def test_peer_nets_share_the_encoder(make_cfg):
-    from semseg.bench.peer import build_nets
+    from semseg.bench.peer import MODELS, PARTNERS, build_nets
 
-    nets = build_nets(make_cfg(["model/encoder=resnet18"]), seed=0)
+    nets = build_nets({model: make_cfg([f"model={model}", "model/encoder=resnet18"]) for model in MODELS}, seed=0)
+    assert set(PARTNERS) | set(PARTNERS.values()) == set(nets)
     images = torch.randn(1, 3, 64, 64)
-    assert [net(images).shape for net in nets.values()] == [(1, 5, 64, 64)] * 3
+    with torch.no_grad():
+        assert [net.eval()(images).shape for net in nets.values()] == [(1, 5, 64, 64)] * 7
+    encoder_parameters = {name: sum(p.numel() for p in net.encoder.parameters()) for name, net in nets.items()}
+    assert len(set(encoder_parameters.values())) == 1, encoder_parameters  # timm's resnet18 everywhere
+
+
+def test_architectures_counts_every_encoder_decoder_model():
+    from semseg.bench import architectures
+
+    results = architectures.measure("tiny_resnet", size=64, num_classes=5)
+    assert set(results) == set(architectures.MODELS)
+    assert all(r["gflops"] > 0 and 0 < r["decoder_params"] < r["params"] for r in results.values())
+    assert results["deeplabv3plus"]["output_stride"] == 16 and results["unet"]["output_stride"] == 32
 
 
 def test_onnx_latency_compares_both_sides_on_the_same_network(tmp_path):

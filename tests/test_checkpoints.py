@@ -176,3 +176,12 @@ def test_the_resume_logic_does_not_import_the_models():
             "print(sorted(m for m in sys.modules if m.startswith('semseg.models')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_setting_added_later_and_left_null_does_not_block_resuming(tmp_path):
+    from semseg.checkpoints.resume import check_same_model
+
+    trained = {"net": {"encoder": {"name": "resnet18"}}}
+    check_same_model(tmp_path / "x.ckpt", trained, {"net": {"encoder": {"name": "resnet18", "output_stride": None}}})
+    with pytest.raises(SemsegError, match=r"net/encoder/output_stride: \(not set\) in the checkpoint, 8 now"):
+        check_same_model(tmp_path / "x.ckpt", trained, {"net": {"encoder": {"name": "resnet18", "output_stride": 8}}})

@@ -16,9 +16,9 @@ from PIL import Image
 from semseg.checkpoints.reading import load_model
 from semseg.errors import SemsegError
 from semseg.eval import evaluate
-from semseg.export import export
+from semseg.export import check_against_pytorch, export, write_onnx
 from semseg.predict import predict
-from semseg.utils.config import compose_config
+from semseg.utils.config import compose_config, instantiate
 from tests.helpers.cli import run_cli
 from tests.helpers.settings import REPO
 
@@ -152,3 +152,14 @@ def test_eval_writes_a_full_report_that_agrees_with_test_miou(make_cfg, checkpoi
     assert len(per_image) == 6 and sorted(float(r["mIoU"]) for r in per_image) == [float(r["mIoU"]) for r in per_image]
     worst = sorted((report / "worst").glob("*.png"))
     assert len(worst) == 6 and worst[0].name == f"01_{per_image[0]['image']}.png"
+
+
+@pytest.mark.parametrize("model", ["deeplabv3plus", "upernet", "segformer"])
+def test_the_new_models_export_to_a_file_that_takes_any_size(make_cfg, tmp_path, model):
+    """Pooling to fixed grids (ASPP's image pool, UPerNet's 1, 2, 3, 6) must follow the input's size."""
+    cfg = make_cfg([f"model={model}"])
+    net = instantiate(cfg.model.net).eval()
+    output = tmp_path / f"{model}.onnx"
+    write_onnx(net, {"class_names": list(cfg.data.class_names)}, output, torch.randn(2, 3, 97, 131))
+    for shape in [(2, 3, 97, 131), (1, 3, 64, 200), (1, 3, 230, 70)]:
+        assert check_against_pytorch(net, output, torch.randn(*shape), tolerance=1e-4) <= 1e-4

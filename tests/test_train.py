@@ -15,11 +15,36 @@ from tests.helpers.cli import PYTHON, read_wandb_summary, run_cli
 from tests.helpers.settings import REPO, SHORT_RUN, TINY_DATA_OVERRIDES
 
 
-@pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "pixelwise", "sliding_window"])
+@pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "deeplabv3plus", "upernet", "segformer",
+                                   "pixelwise", "sliding_window"])
 def test_fast_dev_run_for_every_model(make_cfg, model):
     metrics = train(make_cfg([f"model={model}", "debug=fdr"]))
     assert {"train/loss", "val/mIoU", "test/mIoU", "test/pixel_acc"} <= set(metrics)
     assert all(f"test/IoU/{name}" in metrics for name in ["background", "stripes", "crosshatch"])
+
+
+def readme_train_commands(section: str) -> list[str]:
+    """The `make train ...` lines of the first bash block under the README heading `section`."""
+    text = (REPO / "README.md").read_text().split(f"\n## {section}\n", 1)[1]
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("make train ")]
+
+
+MODEL_COMMANDS = readme_train_commands("Models")
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_readme_model_commands_run(make_cfg, command):
+    """Each `make train` line of the README's Models section, at a tiny size (random init, 1 step)."""
+    overrides = command.split()[2:]
+    metrics = train(make_cfg([*overrides, "trainer.max_epochs=1", "++trainer.limit_train_batches=1",
+                              "++trainer.limit_val_batches=1", "++trainer.limit_test_batches=1", "data.batch_size=2",
+                              "logger=csv", "callbacks=none"]))
+    assert np.isfinite(metrics["train/loss"]) and "test/mIoU" in metrics
+
+
+def test_the_readme_shows_model_commands():
+    assert len(MODEL_COMMANDS) == 5 and all("model=" in command for command in MODEL_COMMANDS)
 
 
 DEBUG_OPTIONS = sorted(p.stem for p in (REPO / "configs" / "debug").glob("*.yaml") if p.stem != "default")

@@ -13,15 +13,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench import (
-    growth,
-    memory,
-    onnx_latency,
-    overhead,
-    patch_classifier,
-    peer,
-    pipeline,
-)
+from semseg.bench import architectures, growth, memory, onnx_latency, overhead, patch_classifier, peer, pipeline
 from semseg.bench.timing import write_report
 
 PARTS = {
@@ -32,6 +24,7 @@ PARTS = {
     "memory": lambda args: memory.report(),
     "growth": lambda args: growth.report(),
     "onnx": lambda args: onnx_latency.report(),
+    "architectures": lambda args: architectures.report(),
 }
 RESULTS = Path("bench") / "results"
 

@@ -1,46 +1,53 @@
-"""semseg's U-Net against segmentation_models_pytorch's Unet on the same timm encoder.
+"""semseg's U-Net, DeepLabV3+ and SegFormer against segmentation_models_pytorch's models of the
+same name, on the same timm encoder.
 
-Both nets are built with the same seed from random weights, take the same batches in the same order (the
-default synthetic data), the same AdamW and one-cycle schedule, and train in lockstep: one step of
-each per batch, the order swapped every batch. After the budget both are scored on the whole val
-split with semseg's metric.
+Every net is built with the same seed from random weights; all take the same batches in the same
+order (the default synthetic data), the same AdamW and one-cycle schedule, and train in
+lockstep: one step of each per batch, the order reversed every batch. After the budget each is
+scored on the whole val split with semseg's metric.
 """
 
 import tempfile
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 
 from semseg.bench.loop import train_step, val_miou
-from semseg.bench.timing import (
-    alternate,
-    count_flops,
-    markdown_table,
-    median,
-    seconds,
-    section,
-)
+from semseg.bench.timing import alternate, count_flops, markdown_table, median, seconds, section
 from semseg.utils.config import compose_config, instantiate
 
 ENCODER = "resnet18"
-# smp's default decoder widths (256, 128, 64, 32 from /16 up to /2) in semseg's shallowest-first
-# order; the deepest entry is unused (that level is the decoder's input)
-SMP_WIDTHS = [32, 64, 128, 256, 512]
+MODELS = ("unet", "deeplabv3plus", "segformer")
+# each semseg row and the smp row it is divided by
+PARTNERS = {"semseg U-Net": "smp Unet", "semseg U-Net, smp's widths": "smp Unet",
+            "semseg DeepLabV3+": "smp DeepLabV3Plus", "semseg SegFormer": "smp Segformer"}
 
 
-def build_nets(cfg, seed: int) -> dict[str, torch.nn.Module]:
-    """semseg's U-Net (config `model=unet model/encoder=<timm name>`), the same with smp's decoder
-    widths (`model.net.decoder.decoder_channels`), and smp's Unet on timm's encoder."""
+def build_nets(configs: dict[str, DictConfig], seed: int) -> dict[str, torch.nn.Module]:
+    """semseg's nets (`configs[model]`: the composed config of `model=<model>`, for each of MODELS)
+    and smp's on the same timm encoder (`tu-<name>`); plus semseg's U-Net with smp's widths
+    (`max_width_per_stride=16`: 32, 64, 128, 256 channels at strides 2 to 16)."""
     import segmentation_models_pytorch as smp
 
-    torch.manual_seed(seed)
-    ours = instantiate(cfg.model.net)
-    torch.manual_seed(seed)
-    narrow = instantiate(cfg.model.net, decoder={"decoder_channels": SMP_WIDTHS})
-    torch.manual_seed(seed)
-    theirs = smp.Unet(encoder_name=f"tu-{cfg.model.net.encoder.name}", encoder_weights=None,
-                      classes=cfg.data.num_classes)
-    return {"semseg U-Net": ours, "semseg U-Net, smp's decoder widths": narrow, "smp Unet": theirs}
+    encoder = f"tu-{configs['unet'].model.net.encoder.name}"
+    classes = configs["unet"].data.num_classes
+    builders = {
+        "semseg U-Net": lambda: instantiate(configs["unet"].model.net),
+        "semseg U-Net, smp's widths": lambda: instantiate(configs["unet"].model.net,
+                                                          decoder={"max_width_per_stride": 16}),
+        "smp Unet": lambda: smp.Unet(encoder_name=encoder, encoder_weights=None, classes=classes),
+        "semseg DeepLabV3+": lambda: instantiate(configs["deeplabv3plus"].model.net),
+        "smp DeepLabV3Plus": lambda: smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, classes=classes,
+                                                       encoder_output_stride=16),
+        "semseg SegFormer": lambda: instantiate(configs["segformer"].model.net),
+        "smp Segformer": lambda: smp.Segformer(encoder_name=encoder, encoder_weights=None, classes=classes),
+    }
+    nets = {}
+    for name, build in builders.items():
+        torch.manual_seed(seed)
+        nets[name] = build()
+    return nets
 
 
 class SharedBatches:
@@ -75,12 +82,14 @@ def trainer_side(net, cfg, batches: SharedBatches, total_steps: int):
 def measure_peer(steps: int = 30, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",)) -> dict:
     """Per net: median step seconds, images/s, val mIoU after `steps`, parameters, GFLOPs per image."""
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = compose_config("train.yaml", [f"model/encoder={encoder}", f"paths.log_dir={tmp}",
-                                            *overrides], Path(tmp) / "run")
+        configs = {model: compose_config("train.yaml", [f"model={model}", f"model/encoder={encoder}",
+                                                        f"paths.log_dir={tmp}", *overrides], Path(tmp) / "run")
+                   for model in MODELS}
+    cfg = configs["unet"]
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    nets = build_nets(cfg, cfg.seed)
+    nets = build_nets(configs, cfg.seed)
     torch.manual_seed(cfg.seed)
     batches = SharedBatches(datamodule.train_dataloader())
     times = alternate({name: trainer_side(net, cfg, batches, steps) for name, net in nets.items()}, steps)
@@ -102,21 +111,22 @@ def report(steps: int = 30, encoder: str = ENCODER) -> str:
     setup = result.pop("setup")
     rows = [[name, f"{r['params'] / 1e6:.2f} M", f"{r['gflops']:.2f}", f"{r['step'] * 1e3:.0f} ms",
              f"{r['images_per_s']:.1f}", f"{r['mIoU']:.3f}"] for name, r in result.items()]
-    theirs = result["smp Unet"]
-    for name in ("semseg U-Net", "semseg U-Net, smp's decoder widths"):
-        ours = result[name]
-        rows.append([f"{name} ÷ smp", f"{ours['params'] / theirs['params']:.2f}",
+    for name, partner in PARTNERS.items():
+        ours, theirs = result[name], result[partner]
+        rows.append([f"{name} ÷ {partner}", f"{ours['params'] / theirs['params']:.2f}",
                      f"{ours['gflops'] / theirs['gflops']:.2f}", f"{ours['step'] / theirs['step']:.2f}",
                      f"{ours['images_per_s'] / theirs['images_per_s']:.2f}", f"{ours['mIoU'] / theirs['mIoU']:.2f}"])
     table = markdown_table(["model", "parameters", f"GFLOPs per {setup['size']}² image", "train step",
                             "train images/s", f"val mIoU after {setup['steps']} steps"], rows)
-    return section(f"Peer model: semseg U-Net vs segmentation_models_pytorch Unet (timm `{setup['encoder']}`)", table, [
-        f"Both on timm `{setup['encoder']}` from random weights (smp: `tu-{setup['encoder']}`), seed "
-        f"identical, default synthetic data (128² crops; batch {setup['batch_size']} instead of 16, for time), AdamW lr 0.003 + "
-        f"one-cycle over {setup['steps']} steps, trained in lockstep on the same batches (order swapped "
-        "every step); step time is the median after the first step; mIoU on the whole val split "
-        "(100 images) with semseg's metric. Decoder widths: semseg's default mirrors the encoder's "
-        "(64, 64, 128, 256, 512 from /2 to /32), smp's default is (256, 128, 64, 32, 16) from /16 up to "
-        "an extra full-resolution stage; the middle row is semseg's U-Net with "
-        f"`model.net.decoder.decoder_channels={SMP_WIDTHS}`, i.e. smp's widths (its full-resolution "
-        "block keeps 32 channels)."])
+    return section(f"Peer models: semseg vs segmentation_models_pytorch (timm `{setup['encoder']}`)", table, [
+        f"All on timm `{setup['encoder']}` from random weights (smp: `tu-{setup['encoder']}`), seed identical, "
+        f"default synthetic data (128² crops; batch {setup['batch_size']} instead of 16, for time), AdamW lr "
+        f"0.003 + one-cycle over {setup['steps']} steps, trained in lockstep on the same batches (order "
+        "reversed every step); step time is the median after the first step; mIoU on the whole val split "
+        "(100 images) with semseg's metric. semseg's nets are the default configs `model=unet`, "
+        "`model=deeplabv3plus` (encoder dilated to output stride 16) and `model=segformer`; smp's are "
+        "`Unet`, `DeepLabV3Plus(encoder_output_stride=16)` and `Segformer` with their defaults. U-Net "
+        "decoder widths at strides 2, 4, 8, 16: semseg's default caps the encoder's at 8 × the stride "
+        "(16, 32, 64, 128; full-resolution block 16), smp's are 32, 64, 128, 256 (then 16 at full "
+        "resolution); the row \"smp's widths\" is semseg's U-Net with `model.net.decoder.max_width_per_stride=16`, "
+        "i.e. smp's widths (its full-resolution block keeps 32 channels)."])

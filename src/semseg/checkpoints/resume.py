@@ -99,10 +99,12 @@ def check_same_model(path: Path, trained: dict, current: dict) -> None:
         for config in (trained, current)
     )
     missing = "(not set)"
+    # a setting added to the configs after the checkpoint was written, left at null, builds
+    # what the checkpoint's run built (e.g. model.net.encoder.output_stride)
     differences = [
         f"{key}: {old.get(key, missing)} in the checkpoint, {new.get(key, missing)} now"
         for key in sorted(old.keys() | new.keys())
-        if old.get(key, missing) != new.get(key, missing)
+        if old.get(key, missing) != new.get(key, missing) and not (key not in old and new[key] is None)
     ]
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")

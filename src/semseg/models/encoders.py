@@ -1,7 +1,14 @@
-"""Encoders: any timm backbone, as a list of feature maps at increasing strides.
+"""Encoders: any timm backbone, as a list of NCHW feature maps at increasing strides.
 
 timm's `features_only` mode gives one contract for every backbone: `channels` and `reductions`
-describe the feature maps, so any decoder here works with any encoder.
+describe the feature maps, so any decoder here works with any encoder. What differs between
+backbone families is settled here, once, so no decoder sees it:
+
+- maps that timm gives channels-last (Swin, MambaOut: `output_fmt` NHWC) are returned NCHW;
+- models pretrained at one input size (ViT, Swin, EVA) are built with `dynamic_img_size`, so any
+  H × W runs; a family that has no such option and fails at other sizes is refused at build time;
+- plain ViTs, whose maps all share the patch stride, get a simple feature pyramid (strides 4-32);
+- `output_stride` dilates the last stages where timm can (ResNets, ConvNeXt, EfficientNets, ...).
 """
 
 import contextlib
@@ -15,20 +22,52 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from huggingface_hub import constants as hub
+from timm.models._features import FeatureGetterNet
 from torch import nn
 
 from semseg.errors import SemsegError
 from semseg.models import tiny_resnet  # noqa: F401  (registers semseg_tiny_resnet with timm)
+from semseg.models.feature_pyramid import STRIDE as PYRAMID_STRIDE
+from semseg.models.feature_pyramid import SimpleFeaturePyramid
+
+log = logging.getLogger(__name__)
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 def _unknown_model_message(name: str) -> str:
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    architecture = name.split(".", 1)[0]
+    close = difflib.get_close_matches(architecture, timm.list_models(), n=5, cutoff=0.6)
     hint = f" Did you mean one of {close}?" if close else ""
     return (
-        f"unknown timm encoder '{name}'.{hint} Any name from timm.list_models() works, "
-        "e.g. model.net.encoder.name=resnet18."
+        f"unknown timm encoder '{name}'.{hint} Any name from timm.list_models() works, with or without "
+        "a pretrained tag, e.g. model.net.encoder.name=resnet18 or resnet50.a1_in1k."
     )
+
+
+def check_name(name: str) -> None:
+    """A timm architecture, optionally tagged (`resnet50.a1_in1k`); a SemsegError otherwise.
+
+    `timm.list_models()` lists untagged names only; `timm.is_model` reads the architecture part
+    of a tagged one, and the tag must name one of its pretrained configs.
+    """
+    if not timm.is_model(name):
+        raise SemsegError(_unknown_model_message(name))
+    try:
+        timm.models.get_pretrained_cfg(name)
+    except RuntimeError:  # timm: invalid pretrained tag
+        architecture = name.split(".", 1)[0]
+        tags = timm.list_pretrained(f"{architecture}.*")
+        raise SemsegError(
+            f"timm model '{architecture}' has no pretrained tag '{name.split('.', 1)[1]}'. Its tags: "
+            f"{tags[:8] or 'none'}; set model.net.encoder.name to one of them, or to '{architecture}'."
+        ) from None
+
+
+def fixed_input_size(name: str) -> bool:
+    """Whether timm's pretrained config says the model takes one input size (ViT, Swin, ...)."""
+    return bool(getattr(timm.models.get_pretrained_cfg(name), "fixed_input_size", False))
 
 
 @contextlib.contextmanager
@@ -125,15 +164,75 @@ def create_downloaded(name: str, **kwargs) -> nn.Module:
         hub.HF_HUB_OFFLINE = previous
 
 
+def create(name: str, pretrained: bool | Path, **kwargs) -> nn.Module:
+    """timm's `features_only` model: random init, downloaded weights, or a local weights file."""
+    if isinstance(pretrained, Path):
+        return create_from_file(name, pretrained, **kwargs)
+    if pretrained:
+        return create_downloaded(name, **kwargs)
+    return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+
+
+def create_any_size(name: str, pretrained: bool | Path, **kwargs) -> nn.Module:
+    """`create`, with `dynamic_img_size` for models pretrained at one input size, so any H × W runs.
+
+    A fixed-size family without that option (MaxViT, CoAtNet, Hiera, LeViT) is tried once at a
+    size of its own strides other than its pretraining size, and refused if it fails there.
+    """
+    if not fixed_input_size(name) or "dynamic_img_size" in kwargs:
+        return create(name, pretrained, **kwargs)
+    try:
+        return create(name, pretrained, dynamic_img_size=True, **kwargs)
+    except TypeError as error:
+        if "dynamic_img_size" not in str(error):
+            raise
+    model = create(name, pretrained, **kwargs)
+    stride = max(model.feature_info.reduction())
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 2 * stride, 3 * stride))
+    except (AssertionError, RuntimeError):
+        size = "×".join(map(str, timm.models.get_pretrained_cfg(name).input_size[-2:]))
+        raise SemsegError(
+            f"timm model '{name}' runs only at its pretraining input size {size} (it has no dynamic_img_size), "
+            "and semseg feeds images of any size. Choose another encoder, e.g. model.net.encoder.name="
+            "swin_tiny_patch4_window7_224 or convnext_tiny."
+        ) from None
+    return model.train()
+
+
+def create_backbone(name: str, pretrained: bool | Path, stride: int | None, **kwargs) -> nn.Module:
+    """`create_any_size`, dilated to `stride` where the family can (timm's `output_stride`).
+
+    Families that cannot dilate refuse the argument (TypeError, or an assertion); they are built
+    as they are, and the caller compares the strides they give with the one asked for.
+    """
+    if stride and stride < 32:
+        try:
+            return create_any_size(name, pretrained, output_stride=stride, **kwargs)
+        except (TypeError, AssertionError):
+            pass
+    return create_any_size(name, pretrained, **kwargs)
+
+
+def is_plain_vit(model: nn.Module) -> bool:
+    """ViT, DeiT, EVA, BEiT: every map at the patch stride (hierarchical models' strides differ)."""
+    return isinstance(model, FeatureGetterNet) and len(set(model.feature_info.reduction())) == 1
+
+
 class TimmEncoder(nn.Module):
-    """A timm backbone in `features_only` mode.
+    """A timm backbone in `features_only` mode, giving NCHW maps at increasing strides.
 
     Args:
-        name: timm model name, e.g. "resnet18".
+        name: timm model name, e.g. "resnet18", or with a pretrained tag, "resnet50.a1_in1k".
         pretrained: False for random init (runs offline), True to fetch timm's weights from the
             hub, or a path to a local weights file (.pth / .safetensors) for that model.
         out_indices: which feature levels to return; None for all.
-        **kwargs: passed to `timm.create_model` (e.g. `channels`, `drop_path_rate`).
+        output_stride: the stride the deepest features must have: 8 or 16 dilate the last stages
+            (timm's `output_stride`), and a backbone that cannot is refused; None keeps its own.
+        preferred_output_stride: the same where the backbone can dilate; one that cannot keeps
+            its own stride (DeepLabV3+ asks for 16 this way, so it runs on any backbone).
+        **kwargs: passed to `timm.create_model` (e.g. `drop_path_rate`).
     """
 
     def __init__(
@@ -141,28 +240,57 @@ class TimmEncoder(nn.Module):
         name: str,
         pretrained: bool | str = False,
         out_indices: tuple[int, ...] | None = None,
+        output_stride: int | None = None,
+        preferred_output_stride: int | None = None,
         **kwargs,
     ):
         super().__init__()
-        if name not in timm.list_models():
-            raise SemsegError(_unknown_model_message(name))
+        check_name(name)
+        for key, value in (("output_stride", output_stride), ("preferred_output_stride", preferred_output_stride)):
+            if value is not None and value not in OUTPUT_STRIDES:
+                raise SemsegError(f"model.net.encoder.{key}={value}: use one of {list(OUTPUT_STRIDES)}, or null "
+                                  "for the backbone's own stride.")
         if out_indices is not None:
             kwargs["out_indices"] = tuple(out_indices)
         if isinstance(pretrained, str):
-            weights = Path(pretrained).expanduser()
-            if not weights.is_file():
+            pretrained = Path(pretrained).expanduser()
+            if not pretrained.is_file():
                 raise SemsegError(
-                    f"pretrained weights file {weights} not found. Set model.net.encoder.pretrained to "
+                    f"pretrained weights file {pretrained} not found. Set model.net.encoder.pretrained to "
                     "an existing file, true (download), or false (random init)."
                 )
-            self.model = create_from_file(name, weights, **kwargs)
-        elif pretrained:
-            self.model = create_downloaded(name, **kwargs)
-        else:
-            self.model = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+        wanted = output_stride or preferred_output_stride
+        self.model = create_backbone(name, pretrained, wanted, **kwargs)
         self.name = name
+        self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()
+        self.pyramid = None
+        if is_plain_vit(self.model):
+            self.patch_stride = self.reductions[-1]
+            self.pyramid = SimpleFeaturePyramid(self.channels[-1], max_stride=max(wanted or 32, PYRAMID_STRIDE))
+            self.channels, self.reductions = self.pyramid.channels, self.pyramid.reductions
+        self._check_stride(output_stride, preferred_output_stride)
+
+    def _check_stride(self, output_stride: int | None, preferred: int | None) -> None:
+        deepest = max(self.reductions)
+        if output_stride and deepest != output_stride:
+            raise SemsegError(
+                f"model.net.encoder.output_stride={output_stride}, but timm '{self.name}' cannot be dilated to it "
+                f"(its deepest features have stride {deepest}). Set model.net.encoder.output_stride=null to keep "
+                "its own stride, or choose a backbone that dilates (ResNets, ConvNeXt, EfficientNets, "
+                "MobileNetV3, RegNets), e.g. model/encoder=resnet50."
+            )
+        if preferred and deepest > preferred:
+            log.info("timm '%s' cannot be dilated to stride %d; it keeps its own, %d.", self.name, preferred, deepest)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.model(x)
+        if self.pyramid is not None:
+            h, w = x.shape[-2:]
+            patch = self.patch_stride
+            last = self.model(F.pad(x, (0, -w % patch, 0, -h % patch)))[-1]
+            return self.pyramid(last, (h // PYRAMID_STRIDE, w // PYRAMID_STRIDE))
+        features = self.model(x)
+        if self.channels_last:
+            features = [feature.permute(0, 3, 1, 2) for feature in features]
+        return features

@@ -9,6 +9,7 @@ a final learned upsampling returns to the input resolution. `num_skips` = 0, 1, 
 import torch
 from torch import nn
 
+from semseg.errors import SemsegError
 from semseg.models.decoders.layers import conv_bn_relu, upsample
 
 
@@ -23,7 +24,11 @@ class FCNDecoder(nn.Module):
     ):
         super().__init__()
         if not 0 <= num_skips < len(channels):
-            raise ValueError(f"num_skips must be in [0, {len(channels) - 1}], got {num_skips}")
+            raise SemsegError(
+                f"model.net.decoder.num_skips={num_skips}, but the encoder gives {len(channels)} feature levels "
+                f"(strides {reductions}): use num_skips in [0, {len(channels) - 1}] (model=fcn32s, fcn16s), or leave "
+                "out model.net.encoder.out_indices (all levels)."
+            )
         self.levels = list(range(len(channels) - 1, len(channels) - 2 - num_skips, -1))
         deepest = channels[-1]
         self.head = nn.Sequential(

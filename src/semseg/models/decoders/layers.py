@@ -6,12 +6,46 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 separable: bool = False) -> nn.Sequential:
+    """Convolution, BatchNorm, ReLU; `separable`: a depthwise then a 1×1 convolution (fewer FLOPs)."""
+    padding = dilation * (kernel_size // 2)
+    if separable and kernel_size > 1:
+        conv = [nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                          groups=in_channels, bias=False),
+                nn.Conv2d(in_channels, out_channels, 1, bias=False)]
+    else:
+        conv = [nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False)]
+    return nn.Sequential(*conv, nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """Bilinear resampling to `size` (the identity when it already has it)."""
+    if x.shape[-2:] == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def to_input_size(logits: torch.Tensor, stride: int) -> torch.Tensor:
+    """Logits at `stride` upsampled bilinearly to stride 1, the decoder contract."""
+    if stride == 1:
+        return logits
+    return F.interpolate(logits, scale_factor=stride, mode="bilinear", align_corners=False)
+
+
+def pyramid_levels(reductions: list[int], finest: int = 4) -> list[int]:
+    """Indices of the levels at stride `finest` or coarser (all levels if none is).
+
+    Multi-level heads (UPerNet, SegFormer) fuse strides 4 to 32; a stride-2 map (ResNet's stem)
+    would double the cost of every fused level for detail the stride-4 map mostly has.
+    """
+    levels = [index for index, reduction in enumerate(reductions) if reduction >= finest]
+    return levels or list(range(len(reductions)))
+
+
+def classifier(in_channels: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """Dropout, then a 1×1 convolution to class logits."""
+    return nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(in_channels, num_classes, 1))
 
 
 def bilinear_kernel(factor: int) -> torch.Tensor:
