@@ -141,7 +141,7 @@ def test_a_format_1_checkpoint_loads_with_todays_names(name):
     from semseg.models.patch_classifier import PatchClassifier
 
     model, meta = load_model(OLD_CHECKPOINTS / f"format1_{name}_epoch0.ckpt")
-    assert meta["format"] == 2
+    assert meta["format"] == 3 and meta["model_config"]["loss"]["_target_"].endswith("CrossEntropy")
     assert isinstance(model.net, EncoderDecoder if name == "fcn8s" else PatchClassifier)
     if name == "patch_classifier":
         assert model.net.mode == "dense" and "inference" not in meta["model_config"]["net"]

@@ -8,13 +8,23 @@ config), the class names, the data's normalisation and palette, and the schedule
 CHECKPOINT_KEY = "semseg"  # marks checkpoints written by this project
 LAST_CHECKPOINT = "last.ckpt"  # written every epoch and on a signal; where `ckpt_path=last` looks
 
-# version 2: the net classes got names that say what they are; version 1 files are upgraded on read
-CHECKPOINT_FORMAT = 2
+# Older files are upgraded on read, to what they were trained with in today's terms:
+#   2: the net classes got names that say what they are (RENAMED_TARGETS, RENAMED_KEYS);
+#   3: the model config names its loss and optimizer groups, and the U-Net its width rule
+#      (ADDED_SETTINGS: the values that reproduce what earlier versions did).
+CHECKPOINT_FORMAT = 3
 RENAMED_TARGETS = {
     "semseg.models.segmentation_model.SegmentationModel": "semseg.models.encoder_decoder.EncoderDecoder",
     "semseg.models.sliding_window.SlidingWindowClassifier": "semseg.models.patch_classifier.PatchClassifier",
 }
 RENAMED_KEYS = {"semseg.models.patch_classifier.PatchClassifier": {"inference": "mode"}}
+# settings added in format 3, at the values earlier versions used (plain cross-entropy, one
+# parameter group, a U-Net decoder as wide as its encoder)
+ADDED_SETTINGS = {
+    "loss": {"_target_": "semseg.models.losses.CrossEntropy", "class_weights": None, "absent_class_weight": None},
+    "optimizer_groups": {"encoder_lr_mult": 1.0, "no_weight_decay_norm_bias": False},
+}
+UNET_DECODER = "semseg.models.decoders.unet.UNetDecoder"
 
 
 def upgrade_config(node):
@@ -32,8 +42,21 @@ def upgrade_config(node):
     return node
 
 
+def add_settings(config: dict) -> dict:
+    """A format 1 or 2 model config with the settings format 3 added, as those runs had them."""
+    config = {**ADDED_SETTINGS, **config}
+    decoder = (config.get("net") or {}).get("decoder") or {}
+    if decoder.get("_target_") == UNET_DECODER:
+        config["net"] = {**config["net"], "decoder": {"max_width_per_stride": None, **decoder}}
+    return config
+
+
 def upgrade_meta(meta: dict) -> dict:
     """The `semseg` entry of a checkpoint of any earlier format, in the current format."""
-    if meta.get("format", 1) < CHECKPOINT_FORMAT:
-        meta = {**meta, "model_config": upgrade_config(meta["model_config"]), "format": CHECKPOINT_FORMAT}
-    return meta
+    version = meta.get("format", 1)
+    config = meta["model_config"]
+    if version < 2:
+        config = upgrade_config(config)
+    if version < 3 and config.get("_target_") == "semseg.models.module.SegmentationModule":
+        config = add_settings(config)
+    return {**meta, "model_config": config, "format": CHECKPOINT_FORMAT}
