@@ -53,7 +53,7 @@ def test_recipe_runs_a_few_steps_on_fixtures(make_cfg, roots, name):
 def test_camvid_recipe_settings(tmp_path):
     cfg = compose_config("train.yaml", ["experiment=camvid"], tmp_path)
     assert cfg.data._target_.endswith("FolderDataModule") and cfg.data.num_classes == 11
-    assert cfg.model.net.decoder._target_.endswith("UNetDecoder")
+    assert cfg.model.net.decoder._target_.endswith("FCNDecoder") and cfg.model.net.decoder.num_skips == 2
     assert cfg.model.net.encoder.name == "tf_efficientnet_lite0" and cfg.model.net.encoder.pretrained is True
     assert list(cfg.data.mean) == list(cfg.data.std) == [0.5, 0.5, 0.5]  # what lite0's weights expect
     assert cfg.model.loss.class_weights == "median_frequency"
@@ -68,6 +68,26 @@ def test_camvid_recipe_runs_on_a_camvid_layout(make_cfg, tmp_path):
                     "logger=csv", "callbacks=none"])
     metrics = train(cfg)
     assert np.isfinite(metrics["train/loss"]) and "test/IoU/bicyclist" in metrics
+
+
+def test_camvid_sweep_runs_with_a_leaderboard(tmp_path, data_dir):
+    """The README's CamVid sweep (2 models x 2 class weightings), at a tiny size, through the CLI."""
+    import csv
+
+    from tests.helpers.cli import PYTHON, run_cli
+
+    root = make_camvid(tmp_path / "camvid")
+    result = run_cli([
+        PYTHON, "-m", "semseg.train", "-m", "experiment=camvid", f"data.root={root}",
+        "model.net.encoder.pretrained=false", "model=unet,fcn8s", "model.loss.class_weights=null,median_frequency",
+        "trainer.max_epochs=1", f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}",
+        "data.num_workers=0", "data.batch_size=2", "data.crop_size=[32,32]", "logger=csv", "callbacks=model_checkpoint",
+    ], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "train" / "multiruns").iterdir()
+    with open(sweep / "leaderboard.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 and {row["status"] for row in rows} == {"completed"}
 
 
 def test_train_pipeline_scales_pads_crops_and_never_blends_mask_values(make_cfg):
