@@ -204,7 +204,7 @@ BAD_INPUT = [
     (["model=pixelwise", "model.optimizer_groups.encoder_lr_mult=0.1"],
      ("model.optimizer_groups.encoder_lr_mult=0.1, but the net (PixelwiseClassifier) has no encoder (net.encoder). "
       "Set model.optimizer_groups.encoder_lr_mult=1, or pick a model built from an encoder and a decoder "
-      "(model=unet, fcn8s, fcn16s or fcn32s).")),
+      "(model=unet, fcn8s, fcn16s, fcn32s, deeplabv3plus, upernet or segformer).")),
 ]
 
 

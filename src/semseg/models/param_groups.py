@@ -25,7 +25,7 @@ def check_encoder(net: nn.Module, encoder_lr_mult: float = 1.0) -> None:
         raise SemsegError(
             f"model.optimizer_groups.encoder_lr_mult={encoder_lr_mult}, but the net ({type(net).__name__}) has "
             "no encoder (net.encoder). Set model.optimizer_groups.encoder_lr_mult=1, or pick a model built "
-            "from an encoder and a decoder (model=unet, fcn8s, fcn16s or fcn32s)."
+            "from an encoder and a decoder (model=unet, fcn8s, fcn16s, fcn32s, deeplabv3plus, upernet or segformer)."
         )
 
 
