@@ -56,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
     check_numbers(cfg)
     check_devices(cfg.trainer)
-    model, meta = load_model(cfg.ckpt_path)  # one read: weights and the config that built them
+    model, meta = load_model(cfg.ckpt_path, cfg.get("trusted_targets") or [])  # one read: weights and the config that built them
     use_trained_normalization(cfg, meta)
     name_wandb_runs(cfg)
     use_run_dir(cfg)

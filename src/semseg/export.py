@@ -88,7 +88,7 @@ def writable_output(path: Path) -> Path:
 
 def export(cfg: DictConfig) -> Path:
     """Write the checkpoint's network as ONNX; return the file."""
-    model, meta = load_model(cfg.ckpt_path)
+    model, meta = load_model(cfg.ckpt_path, cfg.get("trusted_targets") or [])
     net = model.net.eval()
     output = writable_output(Path(cfg.output))
     generator = torch.Generator().manual_seed(0)

@@ -45,8 +45,9 @@ def upgrade_config(node):
 def add_settings(config: dict) -> dict:
     """A format 1 or 2 model config with the settings format 3 added, as those runs had them."""
     config = {**ADDED_SETTINGS, **config}
-    decoder = (config.get("net") or {}).get("decoder") or {}
-    if decoder.get("_target_") == UNET_DECODER:
+    net = config.get("net")
+    decoder = net.get("decoder") if isinstance(net, dict) else None
+    if isinstance(decoder, dict) and decoder.get("_target_") == UNET_DECODER:
         config["net"] = {**config["net"], "decoder": {"max_width_per_stride": None, **decoder}}
     return config
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY, upgrade_meta
+from semseg.checkpoints.allowlist import check_buildable
+from semseg.checkpoints.description import check_description
+from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY, RENAMED_TARGETS, upgrade_meta
 from semseg.errors import SemsegError
+
+ENCODER_TARGET = "semseg.models.encoders.TimmEncoder"
 
 if TYPE_CHECKING:  # the models are imported only by load_model, which builds one
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -16,11 +21,14 @@ if TYPE_CHECKING:  # the models are imported only by load_model, which builds on
     from semseg.models.module import SegmentationModule
 
 
-def read_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, trusted_targets: Iterable[str] = ()) -> dict:
     """Load a checkpoint written by semseg.train, or raise a SemsegError saying what is wrong.
 
-    Loads with `weights_only=True`, so a checkpoint cannot run code while it is read. The
-    `semseg` entry comes back in the current format, whatever format the file has.
+    Loads with `weights_only=True`, so a checkpoint cannot run code while it is read, and checks
+    its stored model config and data description as untrusted data (semseg.checkpoints.allowlist,
+    .description), so building what it describes cannot either. The `semseg` entry comes back in
+    the current format, whatever format the file has. `trusted_targets`: `_target_`s the user
+    vouches for besides semseg's own.
     """
     path = Path(path)
     if not path.is_file():
@@ -36,33 +44,57 @@ def read_checkpoint(path: str | Path) -> dict:
             "Pass a .ckpt file written by semseg.train."
         ) from None
     meta = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if not meta or "model_config" not in meta:
+    if not isinstance(meta, dict) or "model_config" not in meta:
         raise SemsegError(
             f"{path} is a checkpoint, but not one written by semseg.train (it has no "
             f"'{CHECKPOINT_KEY}' entry). Pass a .ckpt from logs/train/runs/<time>/checkpoints/."
         )
-    if meta.get("format", 0) > CHECKPOINT_FORMAT:
-        raise SemsegError(f"{path} was written by a newer semseg (format {meta['format']}); upgrade semseg.")
-    checkpoint[CHECKPOINT_KEY] = upgrade_meta(meta)
+    version = meta.get("format", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SemsegError(f"{path}: its stored format {version!r} is not a version number; it was not written by semseg.train.")
+    if version > CHECKPOINT_FORMAT:
+        raise SemsegError(f"{path} was written by a newer semseg (format {version}); upgrade semseg.")
+    check_buildable(meta["model_config"], path, [*trusted_targets, *RENAMED_TARGETS])  # before the upgrade reads it
+    meta = upgrade_meta(meta)
+    check_buildable(meta["model_config"], path, trusted_targets)
+    check_description(meta, path)
+    if not isinstance(checkpoint.get("state_dict"), dict):
+        raise SemsegError(f"{path} has no state_dict of weights; pass a .ckpt file written by semseg.train.")
+    checkpoint[CHECKPOINT_KEY] = meta
     return checkpoint
 
 
-def read_checkpoint_meta(path: str | Path) -> dict:
-    """The semseg entry of a checkpoint: class names, normalisation, palette and the model config."""
-    return read_checkpoint(path)[CHECKPOINT_KEY]
-
-
-def load_model(path: str | Path) -> tuple[SegmentationModule, dict]:
+def load_model(path: str | Path, trusted_targets: Iterable[str] = ()) -> tuple[SegmentationModule, dict]:
     """Rebuild the LightningModule stored in a checkpoint, with its weights, in eval mode."""
     from omegaconf import OmegaConf
 
     from semseg.utils.config import instantiate
 
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, trusted_targets)
     meta = checkpoint[CHECKPOINT_KEY]
-    model = instantiate(OmegaConf.create(meta["model_config"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    model = instantiate(OmegaConf.create(without_pretrained_weights(meta["model_config"])))
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, KeyError) as error:  # missing, unexpected or misshapen weights
+        first = str(error).strip().splitlines()[0][:300]
+        raise SemsegError(f"{path}: its weights do not fit the model its config builds ({first}). Pass an unmodified .ckpt from semseg.train.") from None
     return model.eval(), meta
+
+
+def without_pretrained_weights(node):
+    """The model config with every encoder built at random: the checkpoint's weights replace them.
+
+    So rebuilding needs neither the hub nor the weights file the run started from, which another
+    machine may not have.
+    """
+    if isinstance(node, list):
+        return [without_pretrained_weights(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: without_pretrained_weights(value) for key, value in node.items()}
+    if node.get("_target_") == ENCODER_TARGET and "pretrained" in node:
+        node["pretrained"] = False
+    return node
 
 
 def best_score(checkpoint: ModelCheckpoint) -> float | None:

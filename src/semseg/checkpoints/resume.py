@@ -9,8 +9,9 @@ import logging
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from semseg.checkpoints.allowlist import targets_in
 from semseg.checkpoints.format import CHECKPOINT_KEY, LAST_CHECKPOINT
 from semseg.checkpoints.reading import read_checkpoint
 from semseg.data.class_frequency import MEDIAN_FREQUENCY
@@ -29,7 +30,8 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
     path = resolve_checkpoint(cfg)
     if path is None:
         return None
-    return str(path), read_checkpoint(path)[CHECKPOINT_KEY]
+    own = targets_in(OmegaConf.to_container(cfg.model, resolve=True))  # the user's own config is theirs
+    return str(path), read_checkpoint(path, own)[CHECKPOINT_KEY]
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
