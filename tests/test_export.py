@@ -88,7 +88,7 @@ def test_export_refuses_what_it_cannot_use(checkpoint, tmp_path):
         export(compose_config("export.yaml", [f"ckpt_path={checkpoint}", f"output={existing}", "tolerance=-1.0"],
                               tmp_path / "run"))
     assert existing.read_bytes() == b"the last good export" and sorted(p.name for p in tmp_path.glob("*.onnx")) == ["model.onnx"]
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.glob(".*.tmp")) and not list(tmp_path.glob(".*partial*"))
 
 
 def test_predict_refuses_an_onnx_file_that_semseg_did_not_export(tmp_path):

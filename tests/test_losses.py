@@ -1,5 +1,6 @@
 """The `model/loss` group: every loss against its reference, label 255 inert, class weights from the data."""
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -158,6 +159,9 @@ def test_ce_dice_with_median_frequency_trains_and_the_checkpoint_keeps_the_weigh
 
 def test_class_counts_are_cached_by_mask_files(make_cfg, tmp_path, data_dir, monkeypatch):
     data = shutil.copytree(data_dir / "synthetic", tmp_path / "data" / "synthetic")
+    mask = data / "SegmentationClass" / "train_00003.png"
+    values = np.array(Image.open(mask))
+    Image.fromarray(values).save(mask, compress_level=0)  # stored: its size depends on its shape alone
     datamodule = instantiate(make_cfg([f"paths.data_dir={tmp_path / 'data'}"]).data)
     cache = tmp_path / "cache"
     counted = class_frequencies(datamodule, "train", cache)
@@ -168,10 +172,34 @@ def test_class_counts_are_cached_by_mask_files(make_cfg, tmp_path, data_dir, mon
 
     monkeypatch.setattr(class_frequency, "count_classes", no_counting)
     assert class_frequencies(datamodule, "train", cache) == counted
-    mask = data / "SegmentationClass" / "train_00003.png"
-    os.utime(mask, ns=(mask.stat().st_atime_ns, mask.stat().st_mtime_ns + 10**9))
+    os.utime(mask, ns=(mask.stat().st_atime_ns, mask.stat().st_mtime_ns + 10**9))  # touched, same pixels
+    assert class_frequencies(datamodule, "train", cache) == counted
+    # rewritten with other labels, the same size and the same time: counted again
+    stat = mask.stat()
+    Image.fromarray(np.roll(values, 7, axis=1)).save(mask, compress_level=0)
+    assert mask.stat().st_size == stat.st_size
+    os.utime(mask, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     with pytest.raises(AssertionError, match="counted again"):
         class_frequencies(datamodule, "train", cache)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "wrong_length", "not_a_folder"])
+def test_a_broken_class_count_cache_is_counted_again(make_cfg, tmp_path, damage, caplog):
+    datamodule = instantiate(make_cfg().data)
+    cache = tmp_path / "cache"
+    counted = class_frequencies(datamodule, "train", cache)
+    (file,) = cache.rglob("*.json")
+    if damage == "not_a_folder":  # the cache folder's place is taken by a file: nothing cached, no error
+        shutil.rmtree(cache)
+        cache.write_text("a file")
+        assert class_frequencies(datamodule, "train", cache) == counted
+        assert "cannot write the class-count cache" in caplog.text and cache.read_text() == "a file"
+        return
+    file.write_text({"empty": "", "truncated": json.dumps(counted)[:20],
+                     "wrong_length": json.dumps({**counted, "class_pixels": counted["class_pixels"][:2]})}[damage])
+    assert class_frequencies(datamodule, "train", cache) == counted
+    assert "unreadable or does not fit 5 classes; counting again" in caplog.text
+    assert json.loads(file.read_text()) == counted  # written anew
 
 
 def test_absent_class_weight_weighs_a_class_the_train_split_lacks(make_cfg):

@@ -127,7 +127,7 @@ def test_outputs_mirror_nested_inputs_and_never_collide(predict_cfg, tmp_path):
     # a second run into a folder inside the input folder does not read its own outputs as inputs
     inside = photos / "masks"
     assert len(predict(predict_cfg(photos, inside))) == 4
-    assert len(predict(predict_cfg(photos, inside))) == 4
+    assert len(predict(predict_cfg(photos, inside, "overwrite=true"))) == 4
 
 
 def test_predict_never_overwrites_an_input_image(predict_cfg, photos):

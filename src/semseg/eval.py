@@ -30,6 +30,7 @@ from semseg.utils.config import (
     instantiate,
     instantiate_dict,
     print_config_tree,
+    refuse_unknown_options,
     report_user_errors,
 )
 from semseg.utils.run_info import write_metrics
@@ -83,6 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> float:

@@ -23,11 +23,12 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
+from semseg.checkpoints.atomic import remove_stale_temporaries, temporary_path
 from semseg.checkpoints.reading import load_model
 from semseg.data.normalization import stored_normalization
 from semseg.errors import SemsegError
 from semseg.onnx_net import METADATA_KEY, METADATA_VERSION
-from semseg.utils.config import CONFIG_DIR, print_config_tree, report_user_errors
+from semseg.utils.config import CONFIG_DIR, print_config_tree, refuse_unknown_options, report_user_errors
 from semseg.utils.preflight import check_writable
 
 log = logging.getLogger("semseg.export")
@@ -80,6 +81,8 @@ def check_against_pytorch(net: torch.nn.Module, output: Path, example: torch.Ten
 def writable_output(path: Path) -> Path:
     if path.suffix != ".onnx":
         raise SemsegError(f"output={path} must be a .onnx file, e.g. output=model.onnx.")
+    if path.is_dir():
+        raise SemsegError(f"output={path} is a folder; name the .onnx file to write, e.g. output={path / 'model.onnx'}.")
     problem = check_writable(path.parent, "output")
     if problem:
         raise SemsegError(problem.replace(f"output={path.parent}", f"output={path}"))
@@ -88,12 +91,13 @@ def writable_output(path: Path) -> Path:
 
 def export(cfg: DictConfig) -> Path:
     """Write the checkpoint's network as ONNX; return the file."""
+    output = writable_output(Path(cfg.output))  # before the work, not after it
     model, meta = load_model(cfg.ckpt_path, cfg.get("trusted_targets") or [])
     net = model.net.eval()
-    output = writable_output(Path(cfg.output))
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
-    partial = output.with_name(f".{output.stem}.{os.getpid()}.partial.onnx")  # an existing file stays until checked
+    remove_stale_temporaries(output.parent)  # left by an export that was killed
+    partial = temporary_path(output)  # an existing file stays until the new one is checked
     try:
         write_onnx(net, meta, partial, example, cfg.opset)
         difference = check_against_pytorch(net, partial, example, cfg.tolerance)
@@ -104,6 +108,7 @@ def export(cfg: DictConfig) -> Path:
     return output
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> None:

@@ -24,10 +24,50 @@ def _device_count(devices, available: int) -> int:
     return int(devices)
 
 
+def check_device_count(devices) -> None:
+    """`trainer.devices` must ask for at least one device (Lightning's own error is a traceback)."""
+    if devices in (-1, "-1", "auto") or isinstance(devices, (list, tuple, ListConfig)) or (isinstance(devices, str) and "," in devices):
+        return
+    try:
+        count = int(devices)
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(devices, bool) or count < 1:
+        raise SemsegError(
+            f"trainer.devices={devices} asks for no device; give a count of at least 1 (e.g. trainer.devices=1), "
+            "-1 or auto for all, or a list of GPU indices like trainer.devices=[0,1]."
+        )
+
+
+def world_size(trainer: DictConfig) -> int:
+    """How many processes the Trainer will start: devices per node times nodes."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    devices = trainer.get("devices", "auto")
+    gpus = torch.cuda.device_count() if accelerator in ("gpu", "cuda", "auto") else 0
+    if accelerator == "cpu" or (accelerator == "auto" and gpus == 0):
+        per_node = 1 if devices in ("auto", -1, "-1") else _device_count(devices, 1)
+    else:
+        per_node = _device_count(devices, gpus)
+    return per_node * int(trainer.get("num_nodes", 1) or 1)
+
+
+def check_batch_split(batch_size: int, trainer: DictConfig) -> None:
+    """data.batch_size is the global batch: refuse one the processes cannot share evenly, before
+    they are started (each of them would refuse it, printing the error once per process)."""
+    processes = world_size(trainer)
+    if processes > 1 and batch_size % processes:
+        raise SemsegError(
+            f"data.batch_size={batch_size} is the global batch and must divide evenly over {processes} processes "
+            f"(trainer.devices x trainer.num_nodes); use a multiple of {processes}, e.g. "
+            f"data.batch_size={processes * max(1, round(batch_size / processes))}."
+        )
+
+
 def check_devices(trainer: DictConfig) -> None:
     """Refuse a device request this machine cannot serve, before any data or model is built."""
     accelerator = str(trainer.get("accelerator", "auto"))
     devices = trainer.get("devices", "auto")
+    check_device_count(devices)
     if accelerator in ("gpu", "cuda"):
         available = torch.cuda.device_count()
         if available == 0:

@@ -10,8 +10,10 @@ semseg.callbacks.run_state); and every run is finished, marked failed on a crash
 import csv
 import os
 import re
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import lightning as L
 import wandb
@@ -62,12 +64,41 @@ def name_wandb_runs(cfg: DictConfig) -> None:
             f"logger.wandb.project='{project}' is not a valid W&B project name: use 1-128 characters "
             "without / \\ # ? % :, e.g. logger.wandb.project=semseg."
         )
+    check_wandb_reachable(wandb_cfg)
     if in_multirun():
         hydra_cfg = HydraConfig.get()
         group = wandb_cfg.get("group") or f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir).name}"
         with open_dict(cfg):
             cfg.logger.wandb.group = group
             cfg.logger.wandb.name = f"{group}-job{hydra_cfg.job.num}"
+
+
+OFFLINE_HINT = (
+    "log offline with logger.wandb.offline=true (the default) and upload later with "
+    "wandb sync <run>/wandb/offline-run-*"
+)
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def check_wandb_reachable(wandb_cfg) -> None:
+    """With `logger.wandb.offline=false`, refuse at once when the W&B server cannot be reached.
+
+    W&B itself retries for about 100 seconds before it gives up. A direct 3-second connection
+    says nothing behind a proxy, so there W&B's own error is reported (`log_run_config`).
+    """
+    if wandb_cfg.get("offline", False) or os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
+        return
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=3).close()
+    except OSError as error:
+        raise SemsegError(
+            f"logger.wandb.offline=false, but the W&B server {url.hostname}:{port} cannot be reached "
+            f"({error.strerror or type(error).__name__}); {OFFLINE_HINT}."
+        ) from None
 
 
 def continue_wandb_run(cfg: DictConfig, run_id: str | None) -> None:
@@ -91,7 +122,13 @@ def log_run_config(cfg: DictConfig, trainer: L.Trainer, code_dir: str | Path) ->
     git = git_state(code_dir)
     params = flat_config(cfg) | {"git/commit": git["commit"], "git/dirty": git["dirty"]}
     for logger in trainer.loggers:
-        logger.log_hyperparams(params)
+        try:
+            logger.log_hyperparams(params)  # starts the W&B run
+        except (wandb.errors.UsageError, wandb.errors.CommError, wandb.errors.AuthenticationError) as error:
+            raise SemsegError(
+                f"W&B could not start an online run ({str(error).strip().splitlines()[0][:200]}). Log in with "
+                f"`wandb login` (or set WANDB_API_KEY), or {OFFLINE_HINT}."
+            ) from None
 
 
 def wandb_run_id(trainer: L.Trainer) -> str | None:

@@ -6,7 +6,9 @@
 
 Images of any size are accepted (grayscale and RGBA are converted to RGB); slide inference keeps
 memory bounded on large ones. Images are normalised as in training (stored in the checkpoint).
-Outputs mirror the input's relative paths and never replace an input file.
+Outputs mirror the input's relative paths; they never replace an input file, nor any file already
+in the output folder unless `overwrite=true`. An unreadable image is listed and skipped; the run
+then ends with an error after the others are written.
 """
 
 import glob
@@ -18,11 +20,11 @@ import hydra
 import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from PIL import Image
 from rich.progress import track
 
-from semseg.data.io import IMAGE_SUFFIXES, read_image
+from semseg.data.io import IMAGE_SUFFIXES, image_files, read_image
 from semseg.data.normalization import stored_normalization
 from semseg.data.palette import colorize, save_palette_png
 from semseg.errors import SemsegError
@@ -30,6 +32,7 @@ from semseg.utils.config import (
     CONFIG_DIR,
     instantiate,
     print_config_tree,
+    refuse_unknown_options,
     report_user_errors,
 )
 
@@ -55,10 +58,11 @@ def find_images(spec: str, exclude: Path | None = None) -> tuple[list[Path], Pat
     if path.is_file():
         return [path], path.parent
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(path)
         base = path
     else:
-        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        matched = (Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        files = sorted({file.resolve(): file for file in matched}.values())  # once each, also through links
         base = _glob_base(path)
     outputs, root = (exclude.resolve() if exclude is not None else None), base.resolve()
     if outputs is not None and outputs != root and outputs.is_relative_to(root):
@@ -110,6 +114,20 @@ def refuse_overwriting_inputs(images: list[Path], targets: list[Path]) -> None:
             )
 
 
+def refuse_replacing_files(targets: list[Path], out_dir: Path, overwrite: bool) -> None:
+    """Before anything is written: an output that is a file, or outputs that would replace files
+    already there (ground-truth masks, earlier predictions), unless `overwrite=true`."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SemsegError(f"output={out_dir} is a file, not a folder; choose a folder for the masks, e.g. output=predictions.")
+    existing = [target for target in targets if target.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(path) for path in existing[:3]) + (f" (and {len(existing) - 3} more)" if len(existing) > 3 else "")
+        raise SemsegError(
+            f"predicting would replace {len(existing)} file(s) already in output={out_dir}: {shown}. Choose an "
+            "empty or new output folder, or pass overwrite=true to replace them."
+        )
+
+
 def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: float, palette=None) -> None:
     """Write `<stem>.png` (palette PNG, pixel = class index) and `<stem>_overlay.png`."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +139,20 @@ def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: floa
 def normalizer(cfg: DictConfig, meta: dict) -> A.Compose:
     """The checkpoint's input normalisation (explicit `mean` / `std` in the config win)."""
     stored = stored_normalization(meta)
-    mean = list(cfg.mean) if cfg.get("mean") is not None else stored["mean"]
-    std = list(cfg.std) if cfg.get("std") is not None else stored["std"]
-    return A.Compose([A.Normalize(mean=mean, std=std), ToTensorV2()])
+    given = {key: cfg.get(key) for key in ("mean", "std") if cfg.get(key) is not None}
+    for key, values in given.items():
+        values = list(values) if isinstance(values, (list, ListConfig)) else [values]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if len(values) != len(stored[key]) or not numbers or (key == "std" and min(values) <= 0):
+            raise SemsegError(
+                f"{key}={cfg.get(key)} must be {len(stored[key])} numbers, one per input channel{', all positive' if key == 'std' else ''}, "
+                f"e.g. {key}=[{','.join(f'{v:g}' for v in stored[key])}] (what the model was trained with)."
+            )
+        given[key] = [float(v) for v in values]
+    return A.Compose([A.Normalize(mean=given.get("mean", stored["mean"]), std=given.get("std", stored["std"])), ToTensorV2()])
 
 
-def load_net(path: str, device: str):
+def load_net(path: str, device: str, trusted_targets=()):
     """The network and its metadata: from a semseg.train checkpoint, or an ONNX file (ONNX Runtime)."""
     if Path(path).suffix == ".onnx":
         from semseg.onnx_net import OnnxNet
@@ -137,7 +163,7 @@ def load_net(path: str, device: str):
         load_model,  # the model code: only for checkpoints
     )
 
-    model, meta = load_model(path)
+    model, meta = load_model(path, trusted_targets)
     return model.net.to(device), meta
 
 
@@ -146,24 +172,38 @@ def predict(cfg: DictConfig) -> list[Path]:
     out_dir = Path(cfg.output)
     images, base = find_images(str(cfg.input), exclude=out_dir)
     stems = [out_dir / name for name in output_names(images, base)]
-    refuse_overwriting_inputs(images, [s.with_name(f"{s.name}{end}") for s in stems for end in (".png", "_overlay.png")])
-    net, meta = load_net(str(cfg.ckpt_path), cfg.device)
+    targets = [s.with_name(f"{s.name}{end}") for s in stems for end in (".png", "_overlay.png")]
+    refuse_overwriting_inputs(images, targets)
+    refuse_replacing_files(targets, out_dir, bool(cfg.get("overwrite")))
+    net, meta = load_net(str(cfg.ckpt_path), cfg.device, cfg.get("trusted_targets") or [])
     inference = instantiate(cfg.inference)
     inference.check(net)
     transform = normalizer(cfg, meta)
     palette = meta.get("palette")
-    written = []
+    written, failed = [], []
     for path, stem in track(list(zip(images, stems)), description="predicting"):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except SemsegError as error:  # one unreadable file does not stop the others
+            log.error("%s", error)
+            failed.append(path)
+            continue
         batch = transform(image=image)["image"].unsqueeze(0).to(cfg.device)
         with torch.inference_mode():
             mask = inference(net, batch).argmax(1)[0].cpu().numpy()
         save_prediction(image, mask, stem, cfg.overlay_alpha, palette)
         written.append(stem.with_name(f"{stem.name}.png"))
     log.info("wrote %d masks and overlays to %s (classes %s)", len(written), out_dir, meta["class_names"])
+    if failed:
+        shown = ", ".join(str(path) for path in failed[:5]) + (f" (and {len(failed) - 5} more)" if len(failed) > 5 else "")
+        raise SemsegError(
+            f"{len(failed)} of {len(images)} images could not be read: {shown} (the log says why); the masks of "
+            f"the other {len(written)} are in {out_dir}. Replace or remove those files."
+        )
     return written
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> None:

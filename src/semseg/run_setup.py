@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume, counted_class_weights
 from semseg.errors import SemsegError
-from semseg.launch import check_devices, strategy_for
+from semseg.launch import check_batch_split, check_devices, strategy_for
 from semseg.loggers import continue_wandb_run, name_wandb_runs, use_run_dir
 from semseg.utils.config import check_numbers
 
@@ -34,6 +34,7 @@ def set_up_run(cfg: DictConfig) -> str | None:
     """
     check_numbers(cfg)
     check_devices(cfg.trainer)
+    check_batch_split(cfg.data.batch_size, cfg.trainer)
     name_wandb_runs(cfg)
     scale_learning_rate(cfg)
     resume = checkpoint_to_resume(cfg)

@@ -50,6 +50,12 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+def temporary_path(path: Path) -> Path:
+    """Where a new `path` is written before it replaces the old one; `remove_stale_temporaries`
+    recognises it when its writer was killed."""
+    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     """A binary file to write that replaces `path` when the block ends without an error.
@@ -63,7 +69,7 @@ def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
-    temporary = path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = temporary_path(path)
     try:
         with open(temporary, "xb") as file:
             yield file

@@ -31,6 +31,8 @@ def read_checkpoint(path: str | Path, trusted_targets: Iterable[str] = ()) -> di
     vouches for besides semseg's own.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SemsegError(folder_message(path))
     if not path.is_file():
         raise SemsegError(
             f"checkpoint {path} not found. Pass ckpt_path=<run dir>/checkpoints/best.ckpt "
@@ -62,6 +64,18 @@ def read_checkpoint(path: str | Path, trusted_targets: Iterable[str] = ()) -> di
         raise SemsegError(f"{path} has no state_dict of weights; pass a .ckpt file written by semseg.train.")
     checkpoint[CHECKPOINT_KEY] = meta
     return checkpoint
+
+
+def folder_message(folder: Path) -> str:
+    """What to pass instead of a folder: its checkpoints when it is a training run, else where they are."""
+    found = sorted(p.name for p in (folder / "checkpoints").glob("*.ckpt"))
+    if found:
+        best = "best.ckpt" if "best.ckpt" in found else found[0]
+        return f"ckpt_path={folder} is a run folder; pass one of its checkpoints, e.g. ckpt_path={folder / 'checkpoints' / best} (it has {', '.join(found)})."
+    return (
+        f"ckpt_path={folder} is a folder without checkpoints (an eval, predict or export run keeps none); pass a "
+        ".ckpt file of a training run: logs/train/runs/<time>/checkpoints/best.ckpt."
+    )
 
 
 def load_model(path: str | Path, trusted_targets: Iterable[str] = ()) -> tuple[SegmentationModule, dict]:

@@ -4,14 +4,15 @@ Counting reads every mask of the split once, through the dataset's own `read_mas
 label mapping: data.label_map, Cityscapes' train ids), 255 left out. The counts are cached as
 `<cache_dir>/class_frequency/<key>.json`; semseg.train passes `${paths.data_dir}/.cache`, so
 nothing is ever written into a dataset's own folder. The key hashes the class count, how the
-dataset reads masks (its class and settings) and every mask file's path, size and modification
-time: any change to them counts again.
+dataset reads masks (its class and settings) and every mask file's path and bytes: any change to
+them counts again, also a rewrite that keeps a file's size and time. A cache file that cannot be
+read or does not fit is counted afresh with a warning, and a cache folder that cannot be written
+only costs the counting next time.
 """
 
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,12 +66,40 @@ def count_classes(dataset, num_classes: int, num_workers: int = 0) -> dict:
 
 
 def cache_key(dataset, reader: str, num_classes: int) -> str:
-    """A hash of what the counts depend on: classes, how masks are read, and every mask file."""
+    """A hash of what the counts depend on: classes, how masks are read, and every mask file's bytes."""
     digest = hashlib.sha256(f"{num_classes}\n{reader}\n".encode())
     for path in dataset.mask_paths:
-        stat = os.stat(path)
-        digest.update(f"{Path(path).resolve()}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        with open(path, "rb") as file:
+            content = hashlib.file_digest(file, "blake2b").hexdigest()
+        digest.update(f"{Path(path).resolve()}\t{content}\n".encode())
     return digest.hexdigest()[:32]
+
+
+def read_cache(cache: Path, num_classes: int) -> dict | None:
+    """The cached counts, or None (with a warning) when the file is unreadable or does not fit."""
+    try:
+        counts = json.loads(cache.read_text())
+        fits = (
+            isinstance(counts, dict) and isinstance(counts.get("masks"), int)
+            and all(isinstance(counts.get(key), list) and len(counts[key]) == num_classes
+                    and all(isinstance(v, int) and v >= 0 for v in counts[key]) for key in ("class_pixels", "image_pixels"))
+        )
+    except (OSError, ValueError) as error:
+        fits, counts = False, str(error)
+    if not fits:
+        log.warning("class-count cache %s is unreadable or does not fit %d classes; counting again", cache, num_classes)
+        return None
+    log.info("class counts read from the cache %s (delete it to count again)", cache)
+    return counts
+
+
+def write_cache(cache: Path, counts: dict) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(cache) as file:
+            file.write(json.dumps(counts).encode())
+    except OSError as error:
+        log.warning("cannot write the class-count cache %s (%s); the next run counts again", cache, error)
 
 
 def class_frequencies(datamodule, split: str = "train", cache_dir: str | Path | None = None) -> dict:
@@ -89,13 +118,13 @@ def class_frequencies(datamodule, split: str = "train", cache_dir: str | Path | 
     if cache_dir is not None:
         key = cache_key(dataset, repr(datamodule.dataset), num_classes)
         cache = Path(cache_dir) / CACHE_FOLDER / f"{key}.json"
-        if cache.is_file():
-            return json.loads(cache.read_text())
+        counts = read_cache(cache, num_classes) if cache.is_file() else None
+        if counts is not None:
+            return counts
     log.info("counting the classes of %d masks of split '%s'", len(dataset.mask_paths), datamodule.splits[split])
     counts = count_classes(dataset, num_classes, getattr(datamodule, "num_workers", 0))
     if cache is not None:
-        with replaced_atomically(cache) as file:
-            file.write(json.dumps(counts).encode())
+        write_cache(cache, counts)
     return counts
 
 

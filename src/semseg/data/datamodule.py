@@ -14,13 +14,31 @@ from semseg.errors import SemsegError
 
 
 def class_list(names) -> list[str]:
-    """`data.class_names` as a list; a plain string (`data.class_names=cell`) is refused, not split into letters."""
+    """`data.class_names` as a list of 2 to 255 distinct names; a plain string (`data.class_names=cell`) is
+    refused, not split into letters."""
     if isinstance(names, str) or not hasattr(names, "__iter__"):
         raise SemsegError(
             f"data.class_names={names!r} must be a list with one name per class, e.g. "
             "data.class_names=[background,cell]."
         )
-    return [str(name) for name in names]
+    names = [str(name) for name in names]
+    if len(names) < 2:
+        raise SemsegError(
+            f"data.class_names={names} has {len(names)} class; a model chooses between at least two, so name "
+            f"the pixels that are not {names[0] if names else 'a class'} too, e.g. data.class_names=[background,{names[0] if names else 'cell'}]."
+        )
+    if len(names) > IGNORE_INDEX:
+        raise SemsegError(
+            f"data.class_names has {len(names)} names; semseg supports at most {IGNORE_INDEX} classes (masks are "
+            f"8-bit and {IGNORE_INDEX} is ignore). Merge classes, or map the rare ones to {IGNORE_INDEX} with data.label_map."
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise SemsegError(
+            f"data.class_names names {', '.join(repeated)} more than once; each class needs its own name (its "
+            "scores are logged as val/IoU/<name>). Rename one, or merge the classes with data.label_map."
+        )
+    return names
 
 
 def pad_collate(items: list[dict]) -> dict:

@@ -35,8 +35,10 @@ def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
     Each process that torchrun or srun starts composes its own config; a plain clock stamp could
     differ by a second between ranks and split one run over two folders. So:
     `SEMSEG_RUN_ID` if set; the SLURM job (and array task) id when srun started several tasks, so a
-    requeued job finds its own folder again; the start time of torchrun's agent, the parent of
-    every local rank; otherwise the current time.
+    requeued job finds its own folder again; the start time and process id of torchrun's agent,
+    the parent of every local rank; otherwise the current time and this process's id. The process
+    id keeps two runs started in the same second (`... &` once per GPU) in folders of their own.
+    (Lightning's `ddp` passes its child ranks the parent's folder as `hydra.run.dir`.)
     """
     if os.environ.get("SEMSEG_RUN_ID"):
         return os.environ["SEMSEG_RUN_ID"]
@@ -44,8 +46,10 @@ def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
         job = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ["SLURM_JOB_ID"]
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         return f"slurm-{job}" + (f"_{task}" if task else "")
-    started = _process_start_time(os.getppid()) if "TORCHELASTIC_RUN_ID" in os.environ else None
-    return time.strftime(pattern, time.localtime(started))
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        agent = os.getppid()
+        return f"{time.strftime(pattern, time.localtime(_process_start_time(agent)))}_{agent}"
+    return f"{time.strftime(pattern)}_{os.getpid()}"
 
 
 def input_normalization(which: str, encoder_name: str | None = None) -> list[float]:
