@@ -19,7 +19,8 @@ def options(group: str) -> list[str]:
 
 CASES = [(group, option) for group in GROUPS for option in options(group)]
 # options whose mandatory keys (???) the user must give
-REQUIRED = {("data", "folder"): ["data.root=/datasets/mine", "data.class_names=[background,cell]"]}
+REQUIRED = {(group, option): ["data.root=/datasets/mine", "data.class_names=[background,cell]"]
+            for group, option in (("data", "folder"), ("data", "coco"), ("data", "labelme"))}
 
 
 def test_every_listed_group_has_options():

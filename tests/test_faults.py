@@ -255,3 +255,15 @@ def test_the_readme_lists_the_new_refusals():
     for refusal in ("overwrite=true", "trainer.devices=0", "logger.wandb.offline=false", "more\nthan 255",
                     "follow symlinked subfolders"):
         assert refusal in readme, refusal
+
+
+def test_a_split_template_typed_unquoted_gets_the_quoting_that_works(tmp_path):
+    result = run_cli([PYTHON, "-m", "semseg.train", "data=folder", "data.root=/datasets/mine",
+                      "data.image_dir={split}/images", f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
+    assert """'data.image_dir="{split}/images"'""" in one_error_line(result)
+
+
+def test_a_resolver_that_cannot_read_its_file_is_one_line(tmp_path):
+    result = run_cli([PYTHON, "-m", "semseg.train", "data=coco", f"data.root={tmp_path / 'nowhere'}",
+                      f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
+    assert "instances_train.json, which does not exist" in one_error_line(result)

@@ -136,7 +136,8 @@ def test_bad_mask_files_are_named_with_the_fix(folder_copy):
         dataset(folder_copy, "train", label_map={3: 7})
     (masks / "park/0102_mask.png").unlink()
     Image.new("L", (44, 60)).save(masks / "park/0102_mask.jpg")
-    with pytest.raises(SemsegError, match=r"0102_mask.jpg is a .jpg file: lossy compression changes pixel values"):
+    with pytest.raises(SemsegError, match=r"0102_mask.jpg is a .jpg file: lossy compression changes pixel values.* "
+                                          r"Save masks as PNG; for binary masks .* set data.mask_threshold=128"):
         dataset(folder_copy, "val")
 
 

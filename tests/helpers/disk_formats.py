@@ -1,4 +1,4 @@
-"""Tiny dataset trees in the true on-disk formats of Pascal VOC, SBD and Cityscapes."""
+"""Tiny dataset trees in the true on-disk formats of Pascal VOC, SBD, Cityscapes, CamVid, DRIVE, Kvasir-SEG and ADE20K."""
 
 from pathlib import Path
 
@@ -182,3 +182,86 @@ def make_camvid(root: Path, seed: int = 4, with_test: bool = False) -> Path:
             labels[:2] = 11  # void along the top
             write_png(root / f"{split}annot" / name, labels, palette=False)
     return root
+
+
+def binary_blob(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A 0/1 mask with one wide rectangle of foreground, at least a quarter of each side."""
+    values = np.zeros((h, w), dtype=np.uint8)
+    top, left = int(rng.integers(2, h // 4)), int(rng.integers(2, w // 4))
+    values[top : top + h // 2, left : left + w // 2] = 1
+    return values
+
+
+# DRIVE (retinal vessels): (number, (height, width)) per split, portrait and landscape
+DRIVE = {"training": [(21, (40, 44)), (22, (44, 40)), (23, (36, 48))], "test": [(1, (40, 44)), (2, (44, 40))]}
+
+
+def make_drive(root: Path, seed: int = 5) -> dict[str, np.ndarray]:
+    """DRIVE's layout: `<split>/images/21_training.tif` (RGB TIFF), `<split>/1st_manual/21_manual1.gif`
+    (vessels 255 on 0, as GIF) and `<split>/mask/21_training_mask.gif` (the field of view, unused).
+    Returns each item's vessels as 0/1 by `<split>/<image name>`."""
+    rng = np.random.default_rng(seed)
+    vessels = {}
+    for split, entries in DRIVE.items():
+        for number, (h, w) in entries:
+            stem = f"{number:02d}_{split}"
+            for folder in ("images", "1st_manual", "mask"):
+                (root / split / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / split / "images" / f"{stem}.tif")
+            values = binary_blob(h, w, rng)
+            Image.fromarray(values * 255).save(root / split / "1st_manual" / f"{number:02d}_manual1.gif")
+            Image.fromarray(np.full((h, w), 255, dtype=np.uint8)).save(root / split / "mask" / f"{stem}_mask.gif")
+            vessels[f"{split}/{stem}"] = values
+    return vessels
+
+
+def write_noisy_jpeg_mask(path: Path, values: np.ndarray, rng: np.random.Generator) -> None:
+    """A 0/1 mask saved as Kvasir-SEG's are: 0/255 grayscale with noise, JPEG-compressed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noisy = values.astype(np.int64) * 255 + rng.integers(-30, 31, values.shape)
+    Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).convert("RGB").save(path, quality=60)
+
+
+def make_kvasir(root: Path, count: int = 6, seed: int = 6) -> dict[str, np.ndarray]:
+    """Kvasir-SEG's layout: `images/<id>.jpg` and `masks/<id>.jpg` (same names, RGB JPEG masks of
+    a wide polyp region). Returns each source mask as 0/1 by name."""
+    rng = np.random.default_rng(seed)
+    masks = {}
+    for number in range(count):
+        name = f"cju{number:04d}kvasir"
+        h, w = [(48, 56), (56, 48), (52, 52)][number % 3]
+        write_jpeg(root / "images" / f"{name}.jpg", h, w, rng)
+        masks[name] = binary_blob(h, w, rng)
+        write_noisy_jpeg_mask(root / "masks" / f"{name}.jpg", masks[name], rng)
+    return masks
+
+
+def make_single_folder(root: Path, names: list[str], seed: int = 7) -> None:
+    """`images/<name>.png` and `masks/<name>.png` (raw values 0/1), created in the order given."""
+    rng = np.random.default_rng(seed)
+    for name in names:
+        (root / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(root / "images" / f"{name}.png")
+        write_png(root / "masks" / f"{name}.png", binary_blob(20, 24, rng), palette=False)
+
+
+ADE = {"training": ["ADE_train_00000001", "ADE_train_00000002", "ADE_train_00000003"],
+       "validation": ["ADE_val_00000001", "ADE_val_00000002"]}
+
+
+def make_ade20k(root: Path, seed: int = 8) -> dict[str, np.ndarray]:
+    """`ADEChallengeData2016/images/<split>/*.jpg` and `annotations/<split>/*.png` (8-bit, 0 = other,
+    1..150 = classes 0..149), every mask holding 0, 1 and 150. Returns raw values by `<split>/<name>`."""
+    rng = np.random.default_rng(seed)
+    ade = root / "ADEChallengeData2016"
+    raw = {}
+    for split, names in ADE.items():
+        for number, name in enumerate(names):
+            h, w = [(40, 48), (48, 40)][number % 2]
+            write_jpeg(ade / "images" / split / f"{name}.jpg", h, w, rng)
+            values = rng.integers(0, 151, (h, w)).astype(np.uint8)
+            values[: h // 3] = 1  # a wide region of class 0 (wall)
+            values[:2, :3] = [[0, 1, 150], [0, 150, 1]]
+            write_png(ade / "annotations" / split / f"{name}.png", values, palette=False)
+            raw[f"{split}/{name}"] = values
+    return raw

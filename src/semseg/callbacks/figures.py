@@ -90,15 +90,19 @@ def legend(class_names: list[str], palette, width: int) -> np.ndarray:
     return np.array(strip)
 
 
+MAX_FIGURE_INCHES = 24
+
+
 def confusion_figure(confusion: np.ndarray, class_names: list[str]) -> np.ndarray:
     """A row-normalised confusion matrix heat map (rows: truth, columns: prediction)."""
     rows = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    size = 1.2 + 0.55 * len(class_names)
+    size = min(1.2 + 0.55 * len(class_names), MAX_FIGURE_INCHES)  # 150 classes (ADE20K) would be 8400 px a side
     fig, ax = plt.subplots(figsize=(size + 1.5, size))
     ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=90)
-    ax.set_yticks(ticks, class_names)
+    label_size = min(10.0, 0.55 * 72 * size / max(len(class_names), 1))  # names shrink to fit the cap
+    ax.set_xticks(ticks, class_names, rotation=90, fontsize=label_size)
+    ax.set_yticks(ticks, class_names, fontsize=label_size)
     ax.set_xlabel("prediction")
     ax.set_ylabel("ground truth")
     if len(class_names) <= 25:

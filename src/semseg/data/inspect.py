@@ -6,9 +6,10 @@
 Per split (each distinct one of `data.splits`): the image count, the histogram of image sizes,
 the share of all pixels taken by every class and by ignore (255), and mask values that are no
 class. Files that cannot be used (unreadable, image and mask of different sizes, unknown colours)
-are listed instead of stopping at the first. Writes `sizes.csv`, `classes.csv`, `problems.csv`
-and `class_frequency.png` to `output` (the run folder by default); exits with status 1 when
-there are problems.
+are listed instead of stopping at the first. A folder whose masks look like ADE20K's (0 unlabelled,
+k class k-1) read without `data.reduce_zero_label` gets one warning naming it. Writes `sizes.csv`,
+`classes.csv`, `problems.csv` and `class_frequency.png` to `output` (the run folder by default);
+exits with status 1 when there are problems.
 """
 
 import csv
@@ -32,7 +33,7 @@ from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
 from semseg.data.pairs import size_mismatch  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
 from semseg.errors import SemsegError  # noqa: E402
-from semseg.utils.config import CONFIG_DIR, instantiate, report_user_errors  # noqa: E402
+from semseg.utils.config import CONFIG_DIR, instantiate, refuse_unknown_options, report_user_errors  # noqa: E402
 
 log = logging.getLogger("semseg.data.inspect")
 
@@ -77,6 +78,8 @@ class SplitReport:
         self.example: dict[int, str] = {}  # a file holding each value that is no class
         self.problems: list[tuple[str, str]] = []
         self.palette = None  # the dataset's own class colours, if it has them
+        self.reduce_zero_label = None  # the dataset's setting, where it has the option (data=folder)
+        self.raw_values = None  # value -> the raw values in the files that read as it, where known
 
     def add(self, item: dict) -> None:
         if "problem" in item:
@@ -102,6 +105,8 @@ def inspect_split(datamodule, split: str, num_workers: int, max_images: int | No
         report.problems.append(("", str(error)))
         return report
     report.palette = getattr(dataset, "palette", None)
+    report.reduce_zero_label = getattr(dataset, "reduce_zero_label", None)
+    report.raw_values = getattr(dataset, "raw_values", None)
     indices = list(range(len(dataset)))
     if max_images and len(indices) > max_images:
         indices = sorted(set(np.linspace(0, len(indices) - 1, max_images).round().astype(int).tolist()))
@@ -123,14 +128,30 @@ def print_report(report: SplitReport, class_names: list[str], console: Console) 
     table.add_row(f"{IGNORE_INDEX} ignore", f"{report.pixels[IGNORE_INDEX] / total:.2%}", str(report.images_with[IGNORE_INDEX]))
     console.print(table)
     for value, example in sorted(report.example.items()):
+        raws = report.raw_values(value) if report.raw_values else [value]
+        raw = f" (raw {', '.join(map(str, raws))})" if raws != [value] else ""
         console.print(
-            f"[red]value {value} is no class[/red]: {report.pixels[value]} pixels in {report.images_with[value]} "
-            f"masks, e.g. {example}. Map it with data.label_map (e.g. ++data.label_map={{{value}:255}} to ignore it) or add a class."
+            f"[red]value {value}{raw} is no class[/red]: {report.pixels[value]} pixels in {report.images_with[value]} "
+            f"masks, e.g. {example}. Map it with data.label_map (e.g. ++data.label_map={{{raws[0]}:255}} to ignore it) or add a class."
         )
     for file, problem in report.problems[:10]:
         console.print(f"[red]problem[/red]: {problem}")
     if len(report.problems) > 10:
         console.print(f"[red]and {len(report.problems) - 10} more problems[/red] (problems.csv)")
+
+
+def zero_label_hint(reports: list[SplitReport], num_classes: int) -> str | None:
+    """A warning when the masks hold 0 and the value N with N classes, nothing else above N but
+    ignore, read without reduce_zero_label: ADE20K's convention (0 unlabelled, k is class k-1),
+    which read as is shifts every class by one and leaves the last as no class."""
+    pixels = sum((r.pixels for r in reports if r.reduce_zero_label is False), np.zeros(256, dtype=np.int64))
+    above = pixels[num_classes + 1 : IGNORE_INDEX]
+    if num_classes >= IGNORE_INDEX or not (pixels[0] and pixels[num_classes]) or above.any():
+        return None
+    return (
+        f"masks hold values 0..{num_classes} with {num_classes} classes: if 0 means unlabelled and value k is class "
+        f"k-1 (as in ADE20K), set data.reduce_zero_label=true (0 becomes 255, ignored; k becomes k-1)."
+    )
 
 
 def write_files(reports: list[SplitReport], class_names: list[str], palette, output: Path) -> None:
@@ -160,9 +181,13 @@ def write_files(reports: list[SplitReport], class_names: list[str], palette, out
 
 
 def frequency_chart(reports: list[SplitReport], class_names: list[str], palette):
-    """One bar per class and split: the share of the split's labelled pixels, in class colours."""
+    """One bar per class and split: the share of the split's labelled pixels, in class colours.
+
+    At most 40 inches wide, labels smaller for many classes: ADE20K's 150 would otherwise make a
+    15000-pixel image that takes seconds to draw and no viewer shows whole."""
     colours = full_palette(palette)[: len(class_names)] / 255.0
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(class_names) * max(len(reports), 1)), 4))
+    width_inches = min(max(6.0, 0.5 * len(class_names) * max(len(reports), 1)), 40.0)
+    fig, ax = plt.subplots(figsize=(width_inches, 4))
     width = 0.8 / max(len(reports), 1)
     hatches = ["", "//", "..", "xx"]
     for number, report in enumerate(reports):
@@ -171,7 +196,8 @@ def frequency_chart(reports: list[SplitReport], class_names: list[str], palette)
         positions = np.arange(len(class_names)) + (number - (len(reports) - 1) / 2) * width
         ax.bar(positions, share, width, color=colours, edgecolor="black",
                hatch=hatches[number % len(hatches)], label=report.split)
-    ax.set_xticks(np.arange(len(class_names)), class_names, rotation=60, ha="right")
+    ax.set_xticks(np.arange(len(class_names)), class_names, rotation=60, ha="right",
+                  fontsize=10 if len(class_names) <= 60 else 6)
     ax.set_ylabel("share of labelled pixels")
     ax.set_title("class frequency" + (f" (bars: {', '.join(r.split for r in reports)})" if len(reports) > 1 else ""))
     if len(reports) > 1:
@@ -188,12 +214,16 @@ def inspect_dataset(cfg: DictConfig) -> list[SplitReport]:
     console = Console()
     for report in reports:
         print_report(report, datamodule.class_names, console)
+    hint = zero_label_hint(reports, datamodule.num_classes)
+    if hint:
+        console.print(f"[yellow]warning[/yellow]: {hint}", soft_wrap=True)
     palette = next((p for p in [datamodule.palette, *(r.palette for r in reports)] if p is not None), None)
     write_files(reports, datamodule.class_names, palette, Path(cfg.output))
     console.print(f"written: sizes.csv, classes.csv, problems.csv, class_frequency.png in {cfg.output}")
     return reports
 
 
+@refuse_unknown_options
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="inspect.yaml")
 @report_user_errors
 def main(cfg: DictConfig) -> None:

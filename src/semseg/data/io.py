@@ -8,7 +8,8 @@ What the raw values mean (class indices, ignore) is the dataset's business.
 """
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,31 @@ IGNORE_INDEX = 255  # mask value that no loss or metric counts
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def image_files(folder: str | Path, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Files under `folder` and its subfolders whose suffix is one of `suffixes`, sorted.
+
+    Symlinked subfolders are followed (each real folder once, so a link loop ends); names starting
+    with `.` are skipped (macOS `._x.jpg`, `.ipynb_checkpoints/`, `.cache/`), as every scan of
+    this project does.
+    """
+    return sorted(path for path in walk_files(Path(folder)) if path.suffix.lower() in suffixes)
+
+
+def walk_files(folder: Path) -> Iterator[Path]:
+    seen: set[str] = set()
+    for directory, subfolders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in files:
+            path = Path(directory, name)
+            if not name.startswith(".") and path.is_file():
+                yield path
 
 
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -85,34 +111,32 @@ def stored_size(path: str | Path) -> tuple[int, int] | None:
     return None
 
 
-def read_mask(path: str | Path, colors: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+def read_mask(
+    path: str | Path, colors: Sequence[Sequence[int]] | None = None, threshold: int | None = None
+) -> np.ndarray:
     """A mask file as (H, W) uint8 raw values.
 
-    8-bit grayscale ('L') and palette ('P') files give their pixel values. RGB files, and palette
-    files when `colors` is given, give the index of each pixel's colour in `colors`; without
-    `colors`, an RGB file whose three channels are equal everywhere is read as grayscale.
+    8-bit grayscale ('L') and palette ('P') files give their pixel values, 1-bit ('1') files 0 and 1.
+    RGB files, and palette files when `colors` is given, give the index of each pixel's colour in
+    `colors`; without `colors`, an RGB file whose three channels are equal everywhere is read as
+    grayscale. With `threshold`, any file is read as 8-bit grayscale and gives 1 where it is at
+    least `threshold`, else 0: binary masks saved as JPEG or antialiased come back exact.
     Anything else (16-bit, colour without a colour list, a colour not in the list) is refused,
     naming the file and the fix.
     """
     path = Path(path)
     with _open(path, "mask") as mask:
+        if threshold is not None:
+            return (np.array(mask.convert("L")) >= threshold).astype(np.uint8)
         mode = mask.mode
+        if mode == "1":
+            return np.array(mask, dtype=np.uint8)
         if mode == "L" or (mode == "P" and not colors):
             return np.array(mask)
         if mode == "P":  # with data.colors, what counts is the colour shown, not the palette index
             mask = mask.convert("RGB")
             mode = "RGB"
-        if mode in _WIDE_MODES:
-            raise SemsegError(
-                f"mask {path} is a {mode} (16-bit or wider) image; masks must be 8-bit. Save it as an "
-                "8-bit grayscale or palette PNG of class values (e.g. with Pillow: "
-                "Image.fromarray(values.astype('uint8')).save(...))."
-            )
-        if mode not in ("RGB", "RGBA"):
-            raise SemsegError(
-                f"mask {path} has mode {mode}; masks must be 8-bit grayscale ('L'), palette ('P') or "
-                "RGB colour-coded with data.colors."
-            )
+        _refuse_mode(mode, path)
         rgb = np.array(mask.convert("RGB"))
     if colors:
         return colors_to_values(rgb, colors, path)
@@ -123,6 +147,23 @@ def read_mask(path: str | Path, colors: Sequence[Sequence[int]] | None = None) -
         "(e.g. data.colors=[[0,0,0],[128,0,0]]: the i-th colour is raw value i), or save masks as "
         "8-bit grayscale or palette PNGs."
     )
+
+
+def _refuse_mode(mode: str, path: Path) -> None:
+    """Modes that are no raw values as they stand; binary masks of any mode can still be thresholded."""
+    if mode in _WIDE_MODES:
+        raise SemsegError(
+            f"mask {path} is a {mode} (16-bit or wider) image; masks must be 8-bit. Save it as an "
+            "8-bit grayscale or palette PNG of class values (e.g. with Pillow: "
+            "Image.fromarray(values.astype('uint8')).save(...)), or, for a binary mask, set "
+            "data.mask_threshold (e.g. 1: non-zero is foreground)."
+        )
+    if mode not in ("RGB", "RGBA"):
+        raise SemsegError(
+            f"mask {path} has mode {mode}; masks must be 8-bit grayscale ('L'), palette ('P'), 1-bit ('1') "
+            "or RGB colour-coded with data.colors; for a binary mask, data.mask_threshold=128 reads any "
+            "mode as grayscale."
+        )
 
 
 def colors_to_values(rgb: np.ndarray, colors: Sequence[Sequence[int]], path: Path) -> np.ndarray:

@@ -3,7 +3,7 @@
 import functools
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import hydra
@@ -17,7 +17,7 @@ from hydra.core.override_parser.types import ChoiceSweep, ValueType
 from hydra.errors import OverrideParseException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, InterpolationToMissingValueError, MissingMandatoryValue
 
 from semseg.errors import SemsegError
 from semseg.utils import resolvers
@@ -71,6 +71,13 @@ def missing_value_message(error: Exception) -> str:
     return f"{key} has no value (??? in its config); set it on the command line, e.g. {key}=<value>."
 
 
+def resolver_message(error: Exception) -> str | None:
+    """The message of a SemsegError a config resolver raised (OmegaConf wraps it, keeping only its
+    text), else None."""
+    found = re.search(r"SemsegError raised while resolving interpolation: (.*?)(\n\s*full_key|$)", str(error), re.S)
+    return found.group(1).strip() if found else None
+
+
 def report_user_errors(main: Callable) -> Callable:
     """Turn a SemsegError, or a required key left unset, into one clear line on stderr and exit
     status 2, not a traceback.
@@ -82,10 +89,15 @@ def report_user_errors(main: Callable) -> Callable:
     def wrapper(cfg: DictConfig):
         try:
             return main(cfg)
-        except (SemsegError, MissingMandatoryValue, InterpolationToMissingValueError) as error:
-            if in_multirun():
+        except (SemsegError, MissingMandatoryValue, InterpolationToMissingValueError, InterpolationResolutionError) as error:
+            if isinstance(error, SemsegError):
+                message = one_line(error)
+            elif isinstance(error, (MissingMandatoryValue, InterpolationToMissingValueError)):
+                message = missing_value_message(error)
+            else:
+                message = resolver_message(error)
+            if in_multirun() or message is None:
                 raise
-            message = one_line(error) if isinstance(error, SemsegError) else missing_value_message(error)
             print(f"semseg: error: {message}", file=sys.stderr)
             sys.exit(2)
 
@@ -144,9 +156,39 @@ def unknown_option(overrides: list[str], config_dir: Path = Path(CONFIG_DIR)) ->
     return None
 
 
+QUOTED_KEYS = ("data.pair_key",)  # values (regular expressions) Hydra's grammar rarely takes unquoted
+
+
+def template_hint(overrides: Sequence[str]) -> str | None:
+    """The fix for a command-line override Hydra cannot parse because of a `{split}` template or a
+    `data.pair_key` expression in it, else None.
+
+    Hydra's override grammar reads `{...}` as a dictionary and `(`, `^`, `\\` as its own syntax, so
+    `data.image_dir={split}/images` or `data.pair_key=^(\\d+)_` is a parse error ("no viable
+    alternative at input '{split}'") that names neither the cause nor the fix. Entry points call
+    this on their raw overrides before Hydra parses them.
+    """
+    parser = OverridesParser.create()
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or ("{split}" not in value and key.lstrip("+~") not in QUOTED_KEYS):
+            continue
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException:
+            inner, outer = ('"', "'") if '"' not in value else ("'", '"')
+            what = "reads {...} as a dictionary" if "{split}" in value else "takes no ( ) ^ \\ in a value unquoted"
+            return (
+                f"{override}: on the command line Hydra {what}; quote the value for Hydra and the "
+                f"whole override for the shell: {outer}{key}={inner}{value}{inner}{outer}."
+            )
+    return None
+
+
 def refuse_unknown_options(hydra_main: Callable) -> Callable:
     """Before Hydra composes the config, refuse a config-group option that does not exist with one
-    `semseg: error:` line listing the options (Hydra's own report spans many lines).
+    `semseg: error:` line listing the options (Hydra's own report spans many lines), and turn an
+    override Hydra cannot parse for its `{split}` or regular expression into the quoting that works.
 
     Searching other config folders (`--config-dir`, `hydra.searchpath`) leaves the check to Hydra.
     """
@@ -156,7 +198,7 @@ def refuse_unknown_options(hydra_main: Callable) -> Callable:
         if not args and not kwargs:
             arguments = get_args_parser().parse_args()
             searches_elsewhere = arguments.config_dir or any("hydra.searchpath" in o for o in arguments.overrides)
-            message = None if searches_elsewhere else unknown_option(arguments.overrides)
+            message = template_hint(arguments.overrides) or (None if searches_elsewhere else unknown_option(arguments.overrides))
             if message:
                 print(f"semseg: error: {message}", file=sys.stderr)
                 sys.exit(2)

@@ -63,12 +63,20 @@ def class_names_of(module: str) -> list[str]:
     return list(importlib.import_module(module).CLASS_NAMES)
 
 
+def coco_class_names(root: str, annotation_path: str) -> list[str]:
+    """`background`, then the categories of a COCO file (semseg.data.coco; pycocotools only then)."""
+    from semseg.data.coco import coco_class_names as read
+
+    return read(root, annotation_path)
+
+
 def register() -> None:
     resolvers = {
         "mixed_precision": mixed_precision,
         "run_stamp": run_stamp,
         "input_normalization": input_normalization,
         "class_names_of": class_names_of,  # `class_names: ${class_names_of:semseg.data.voc}`
+        "coco_class_names": coco_class_names,  # `class_names: ${coco_class_names:${data.root},${data.annotations.train}}`
         "len": len,  # `num_classes: ${len:${data.class_names}}`
     }
     cached = {"mixed_precision", "run_stamp"}  # one value per process

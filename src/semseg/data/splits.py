@@ -1,0 +1,132 @@
+"""Train/val/test splits for a dataset that comes as one folder: by fractions, or by list files.
+
+`data.split_fractions={train: 0.8, val: 0.2}` orders the item names by the SHA-256 of
+`"<data.split_seed>:<name>"` and cuts that order into consecutive runs of round(n × fraction)
+items, the last split taking the rest. The hash depends on nothing but the seed and the name, so
+every run on every machine gets the same split whatever order the file system lists files in, and
+adding images keeps the old ones in their order (only those near a cut can change split).
+The seed is its own key, not the training `seed`: trying another training seed must not reshuffle
+the validation set (set `data.split_seed=${seed}` to tie them on purpose).
+
+`data.split_files={train: train.txt, val: val.txt}` reads the names from files instead, one a
+line, as VOC's ImageSets lists do.
+"""
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lightning.pytorch.utilities import rank_zero_only
+
+from semseg.data.io import IMAGE_SUFFIXES
+from semseg.errors import SemsegError
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-6
+MAX_LISTED = 5
+
+
+def _listed(items: Sequence) -> str:
+    shown = ", ".join(str(item) for item in list(items)[:MAX_LISTED])
+    return shown + (f" (and {len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else "")
+
+
+def not_a_mapping(key: str, value, example: str) -> SemsegError:
+    """The error for a setting that should be a {name: value} mapping. A string such as
+    'train:0.8' is what the shell's brace expansion leaves of an unquoted {train:0.8,val:0.2}."""
+    shell = (" (the shell turned an unquoted {a,b} into two words: quote it, '" + example + "')"
+             if isinstance(value, str) and ":" in value else "")
+    return SemsegError(f"{key}={value!r} must be a mapping, e.g. {example}{shell}.")
+
+
+def check_fractions(fractions) -> dict[str, float]:
+    """`data.split_fractions` as {split: fraction}, refused unless every fraction is in (0, 1] and they sum to 1."""
+    example = "e.g. data.split_fractions={train:0.8,val:0.2}"
+    if not isinstance(fractions, Mapping) or not fractions:
+        raise not_a_mapping("data.split_fractions", fractions, "data.split_fractions={train:0.8,val:0.2}")
+    checked = {}
+    for split, fraction in fractions.items():
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            raise SemsegError(
+                f"data.split_fractions.{split}={fraction!r} must be a fraction in (0, 1], {example}."
+            )
+        checked[str(split)] = float(fraction)
+    if abs(sum(checked.values()) - 1) > TOLERANCE:
+        raise SemsegError(
+            f"data.split_fractions={checked} sums to {sum(checked.values()):g}; the fractions must sum to 1, {example}."
+        )
+    return checked
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SemsegError(f"data.split_seed={seed!r} must be an integer, e.g. data.split_seed=0.")
+    return seed
+
+
+def hash_order(names: Sequence[str], seed: int) -> list[str]:
+    """The names in the order of the SHA-256 of `"<seed>:<name>"` (never Python's per-process hash())."""
+    return sorted(names, key=lambda name: (hashlib.sha256(f"{seed}:{name}".encode()).hexdigest(), name))
+
+
+def assign_fractions(names: Sequence[str], fractions: Mapping[str, float], seed: int) -> dict[str, list[str]]:
+    """{split: its names, sorted}: consecutive runs of the hash order, round(n × fraction) long, the
+    last split taking the rest. A split left empty is refused, since training or scoring on
+    nothing would only fail later and less clearly."""
+    order = hash_order(names, seed)
+    splits, start = {}, 0
+    keys = list(fractions)
+    for number, split in enumerate(keys):
+        count = len(order) - start if number == len(keys) - 1 else round(len(order) * fractions[split])
+        if count <= 0:
+            raise SemsegError(
+                f"data.split_fractions={dict(fractions)} gives split '{split}' no items of the {len(order)} "
+                "found; add images or give it a larger fraction."
+            )
+        splits[split] = sorted(order[start : start + count])
+        start += count
+    return splits
+
+
+def read_split_file(path: Path, key: str) -> list[str]:
+    """The names a split file lists, one a line; blank lines and lines starting with `#` are skipped."""
+    if not path.is_file():
+        raise SemsegError(f"{key} names {path}, which is not a file; give a list file relative to data.root.")
+    lines = (line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines())
+    names = [line for line in lines if line and not line.startswith("#")]
+    if not names:
+        raise SemsegError(f"{key}: {path} lists no names; write one item name a line.")
+    return list(dict.fromkeys(names))
+
+
+def match_names(listed: Sequence[str], names: Sequence[str], path: Path, folder: Path) -> list[str]:
+    """Item names for the entries of a split file: an entry is an item name (the image's path under
+    data.image_dir without extension, `/`-separated), with or without the image's extension."""
+    known = set(names)
+    found, unknown = [], []
+    for entry in listed:
+        name = entry.replace("\\", "/").removeprefix("./")
+        if name not in known and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+            name = name[: -len(Path(name).suffix)]
+        if name in known:
+            found.append(name)
+        else:
+            unknown.append(entry)
+    if unknown:
+        raise SemsegError(
+            f"{len(unknown)} name(s) in {path} have no image in {folder}: {_listed(unknown)}. An entry is an "
+            f"image's path under data.image_dir, with or without its extension (e.g. {names[0] if names else 'a/b'})."
+        )
+    return list(dict.fromkeys(found))
+
+
+@rank_zero_only
+def write_split_lists(lists: Mapping[str, Sequence[str]], folder: str | Path) -> None:
+    """`<folder>/<split>.txt`, one name a line: the split as used, to read back or to pin it with data.split_files."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, names in lists.items():
+        (folder / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
+    log.info("split lists (%s) written to %s", ", ".join(f"{s}: {len(n)}" for s, n in lists.items()), folder)
