@@ -262,3 +262,94 @@ def test_the_readmes_look_inside_command_on_a_real_and_a_crafted_checkpoint(chec
     refused = run_cli([PYTHON, *program[1:], str(crafted["in_encoder"])], cwd=tmp_path)
     assert refused.returncode == 2 and "model_config.net.encoder._target_ names 'builtins.open'" in refused.stderr
     assert untouched(victim)
+
+
+# ---- resuming a crafted checkpoint: the training state is data too ---------------------------------
+
+RESUME = ["model=fcn8s", "model/scheduler=constant", "logger=csv", "callbacks=model_checkpoint", "test=false",
+          "trainer.max_epochs=2"]
+
+
+def resave(checkpoint: Path, path: Path, change) -> Path:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    change(saved)
+    torch.save(saved, path)
+    return path
+
+
+def checkpoint_state(saved: dict) -> dict:
+    (key,) = [key for key in saved["callbacks"] if key.startswith("ModelCheckpoint")]
+    return saved["callbacks"][key]
+
+
+def test_an_untouched_checkpoint_still_resumes(make_cfg, checkpoint, tmp_path):
+    """The checks below refuse nothing semseg.train wrote: its own checkpoint resumes and trains on."""
+    path = resave(checkpoint, tmp_path / "own.ckpt", lambda saved: None)
+    metrics = train(make_cfg([*RESUME, f"ckpt_path={path}"]))
+    assert metrics["val/mIoU"] >= 0 and (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def crafted_states(run: Path, victim: dict) -> dict:
+    """Callback, loop, RNG and optimizer states that would delete, copy or silently change things."""
+    here = str(run / "checkpoints")
+
+    def state(**entries):
+        return lambda saved: checkpoint_state(saved).update(entries)
+
+    def optimizer_lr(saved):
+        for group in saved["optimizer_states"][0]["param_groups"]:
+            group.update(lr=1e6, initial_lr=1e6, weight_decay=0.777)
+
+    return {
+        "delete_outside": state(dirpath=here, last_model_path=f"{here}/../../home/thesis.txt"),
+        "delete_run_folder": state(last_model_path="/anything/.."),
+        "copy_a_secret": state(best_k_models={str(victim["canary"]): torch.tensor(1e9)}, best_model_path=str(victim["canary"]),
+                               kth_best_model_path=str(victim["canary"]), best_model_score=torch.tensor(1e9)),
+        "state_is_a_list": lambda saved: saved["callbacks"].update({k: ["x"] for k in saved["callbacks"] if k.startswith("Model")}),
+        "path_is_a_number": state(best_k_models={1: torch.tensor(0.0)}),
+        "rng_of_another_shape": lambda saved: saved["callbacks"].update(
+            RunState={"rng": {"python": (3, tuple(range(625)), None), "numpy": ("MT19937", torch.zeros(3), 0, 0, 0.0),
+                              "torch": torch.zeros(3, dtype=torch.uint8)}}),
+        "a_weight_missing": lambda saved: saved["state_dict"].pop(next(iter(saved["state_dict"]))),
+        "loops_text": lambda saved: saved["loops"]["fit_loop"].update(epoch_progress="x"),
+        "optimizer_settings": optimizer_lr,
+    }
+
+
+def test_crafted_training_state_is_refused_on_resume(make_cfg, checkpoint, victim, tmp_path):
+    run = tmp_path / "run"
+    messages = {}
+    for name, change in crafted_states(run, victim).items():
+        path = resave(checkpoint, tmp_path / f"{name}.ckpt", change)
+        GlobalHydra.instance().clear()
+        cfg = make_cfg([*RESUME, "callbacks=[model_checkpoint,run_state]", f"ckpt_path={path}"])
+        with pytest.raises(SemsegError) as refused:
+            train(cfg)
+        messages[name] = str(refused.value)
+        assert untouched(victim), name
+        assert run.is_dir() and not (run / "checkpoints" / "thesis.txt").exists(), name
+    assert "not a checkpoint file" in messages["delete_outside"] and "not a checkpoint file" in messages["delete_run_folder"]
+    assert "not a checkpoint file" in messages["copy_a_secret"]
+    assert "RNG states do not restore" in messages["rng_of_another_shape"]
+    assert "weights do not fit this model" in messages["a_weight_missing"]
+    assert "loop progress is not counters" in messages["loops_text"]
+    assert "optimizer state differs from this config's" in messages["optimizer_settings"]
+
+
+MODEL_CONFIG_TRICKS = {
+    "args_number": lambda c: {**c, "_args_": 5},
+    "partial_module": lambda c: {**c, "_partial_": True},
+    "net_args": lambda c: {**c, "net": {**c["net"], "_args_": [1, 2, 3]}},
+    "convert": lambda c: {**c, "_convert_": "bogus"},
+    "dotted_key": lambda c: {**c, "net": {**c["net"], "a.b": 1}},
+    "huge_class_count": lambda c: {**c, "net": {**c["net"], "num_classes": 10**12}},
+    "timm_reads_a_file": lambda c: {**c, "net": {**c["net"], "encoder": {**c["net"]["encoder"], "checkpoint_path": "/etc/hostname"}}},
+    "other_class_order": lambda c: {**c, "class_names": list(reversed(c["class_names"]))},
+}
+
+
+@pytest.mark.parametrize("trick", sorted(MODEL_CONFIG_TRICKS))
+def test_model_config_tricks_are_one_line(checkpoint, tmp_path, trick):
+    path = craft(checkpoint, tmp_path, trick, MODEL_CONFIG_TRICKS[trick])
+    with pytest.raises(SemsegError, match=str(path)):
+        load_model(path)

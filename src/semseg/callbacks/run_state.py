@@ -15,8 +15,10 @@ import lightning as L
 import numpy as np
 import torch
 
+from semseg.callbacks.model_checkpoint import rehomed_state
 from semseg.checkpoints.format import CHECKPOINT_KEY
 from semseg.data.resumable import restart_data_at, resume_position
+from semseg.errors import SemsegError
 from semseg.loggers import wandb_run_id
 
 
@@ -42,21 +44,27 @@ def set_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def relocate_checkpoint_state(state: dict, dirpath: Path, copy: bool = True) -> None:
-    """Point a ModelCheckpoint state at `dirpath`, copying its kept checkpoints there."""
-    def moved(path: str) -> str:
-        if not path:
-            return path
-        target = dirpath / Path(path).name
-        if copy and path in state.get("best_k_models", {}) and Path(path).is_file():
+def relocate_checkpoint_state(state: dict, dirpath: Path, source: Path, copy: bool = True) -> dict:
+    """A ModelCheckpoint state pointed at `dirpath`, its kept checkpoints copied there from
+    `source`, the folder of the checkpoint resumed from (never from the paths the state names)."""
+    state = rehomed_state(state, dirpath)
+    for path in state["best_k_models"]:
+        original, target = source / Path(path).name, Path(path)
+        if copy and original.is_file() and original.resolve() != target.resolve():
             dirpath.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        return str(target)
+            shutil.copy2(original, target)
+    return state
 
-    state["best_k_models"] = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
-    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
-        state[key] = moved(state.get(key, ""))
-    state["dirpath"] = str(dirpath)
+
+def check_rng_states(states) -> None:
+    """Refuse stored RNG states that would not restore, trying them on throwaway generators."""
+    try:
+        random.Random().setstate(states["python"])
+        kind, keys, position, has_gauss, gauss = states["numpy"]
+        np.random.RandomState().set_state((kind, keys.numpy(), position, has_gauss, gauss))
+        torch.Generator().set_state(states["torch"])
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:
+        raise SemsegError(f"the checkpoint's RNG states do not restore ({type(error).__name__}); it was not written by semseg.train.") from None
 
 
 class RunState(L.Callback):
@@ -74,7 +82,10 @@ class RunState(L.Callback):
         return {"rng": rng_states()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._rng_to_restore = state_dict.get("rng")
+        rngs = state_dict.get("rng") if isinstance(state_dict, dict) else None
+        if rngs is not None:
+            check_rng_states(rngs)
+        self._rng_to_restore = rngs
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         """Carry the best checkpoints into this run's folder, so their scores still count.
@@ -83,10 +94,11 @@ class RunState(L.Callback):
         checkpoint written elsewhere: the first validation after resuming would become "best".
         """
         states = checkpoint.get("callbacks", {})
+        source = Path(trainer.ckpt_path).parent if trainer.ckpt_path else None
         for callback in trainer.checkpoint_callbacks:
             state = states.get(callback.state_key)
-            if state and callback.dirpath and state.get("dirpath") != callback.dirpath:
-                relocate_checkpoint_state(state, Path(callback.dirpath), copy=trainer.is_global_zero)
+            if state is not None and callback.dirpath and source is not None:
+                states[callback.state_key] = relocate_checkpoint_state(state, Path(callback.dirpath), source, copy=trainer.is_global_zero)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         rngs, self._rng_to_restore = self._rng_to_restore, None

@@ -9,6 +9,10 @@ the checkpoint). So every stored config is checked as plain data first:
   model configs name (`configs/model/**`, read from the files, so the list is stated once), an
   optimizer of `torch.optim`, or one the user trusts on their own command line
   (`trusted_targets=[...]`);
+- keys are plain names: Hydra's `_args_`, `_recursive_` and `_convert_` are refused, and
+  `_partial_: true` only where semseg's configs build partials;
+- the encoder names none of timm's settings that read files or the network, and a class count
+  is 2..255;
 - leaves are None, booleans, numbers or strings, and no string is an interpolation (`${...}`:
   resolvers import modules and read the environment);
 - nesting is bounded.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,8 +35,20 @@ from semseg.errors import SemsegError
 from semseg.utils.config import CONFIG_DIR
 
 TARGET_KEY = "_target_"
+PARTIAL_KEY = "_partial_"
 MAX_DEPTH = 32
+MAX_CLASSES = 255
 PLAIN_LEAVES = (type(None), bool, int, float, str)
+KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # what config keys look like; `_x_` are Hydra's own
+# timm.create_model settings that read files or reach the network; the encoder passes unknown
+# keys on to timm, so a stored config must not name them (its weights come from the checkpoint)
+ENCODER_TARGET = "semseg.models.encoders.TimmEncoder"
+ENCODER_REFUSED = frozenset({"checkpoint_path", "pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"})
+
+
+@functools.cache
+def model_configs() -> tuple:
+    return tuple(yaml.safe_load(path.read_text()) for path in sorted((Path(CONFIG_DIR) / "model").rglob("*.yaml")))
 
 
 @functools.cache
@@ -39,23 +56,34 @@ def buildable_targets() -> frozenset[str]:
     """Every `_target_` the model configs can name, and `torch.optim`'s optimizers."""
     import torch
 
-    named = set()
-    for path in sorted((Path(CONFIG_DIR) / "model").rglob("*.yaml")):
-        named.update(targets_in(yaml.safe_load(path.read_text())))
-    optimizers = {
+    named = set().union(*(targets_in(config) for config in model_configs()))
+    return frozenset(named | optimizers())
+
+
+@functools.cache
+def partial_targets() -> frozenset[str]:
+    """The targets the model configs build as partials (`_partial_: true`), and the optimizers."""
+    return frozenset(set().union(*(targets_in(config, partial_only=True) for config in model_configs())) | optimizers())
+
+
+def optimizers() -> set[str]:
+    import torch
+
+    return {
         f"torch.optim.{name}" for name, value in vars(torch.optim).items()
         if inspect.isclass(value) and issubclass(value, torch.optim.Optimizer) and value is not torch.optim.Optimizer
     }
-    return frozenset(named | optimizers)
 
 
-def targets_in(node) -> set[str]:
-    """The string `_target_`s anywhere in a config (plain dicts and lists)."""
+def targets_in(node, partial_only: bool = False) -> set[str]:
+    """The string `_target_`s anywhere in a config (plain dicts and lists); with `partial_only`,
+    those of `_partial_: true` nodes. An optimizer or scheduler config file is itself a partial."""
     if isinstance(node, dict):
-        found = {node[TARGET_KEY]} if isinstance(node.get(TARGET_KEY), str) else set()
-        return found.union(*(targets_in(value) for value in node.values()))
+        named = isinstance(node.get(TARGET_KEY), str) and (not partial_only or node.get(PARTIAL_KEY) is True)
+        found = {node[TARGET_KEY]} if named else set()
+        return found.union(*(targets_in(value, partial_only) for value in node.values()))
     if isinstance(node, list):
-        return set().union(*(targets_in(item) for item in node))
+        return set().union(*(targets_in(item, partial_only) for item in node))
     return set()
 
 
@@ -74,12 +102,9 @@ def _check(node, where: str, source, allowed: frozenset[str], depth: int) -> Non
     if depth > MAX_DEPTH:
         raise SemsegError(f"{source}: {where} is nested more than {MAX_DEPTH} levels deep; it was not written by semseg.train.")
     if isinstance(node, dict):
+        _check_node(node, where, source, allowed)
         for key, value in node.items():
-            if not isinstance(key, str):
-                raise SemsegError(f"{source}: {where} has a key {key!r} that is not a string; it was not written by semseg.train.")
-            if key == TARGET_KEY:
-                _check_target(value, f"{where}.{key}", source, allowed)
-            else:
+            if key != TARGET_KEY:
                 _check(value, f"{where}.{key}", source, allowed, depth + 1)
     elif isinstance(node, list):
         for index, item in enumerate(node):
@@ -91,6 +116,27 @@ def _check(node, where: str, source, allowed: frozenset[str], depth: int) -> Non
             f"{source}: {where} = {node[:80]!r} is an interpolation; a stored config holds resolved values only, "
             "so this file was not written by semseg.train. Refusing to read it."
         )
+
+
+def _check_node(node: dict, where: str, source, allowed: frozenset[str]) -> None:
+    """Keys are plain names (Hydra's `_target_` and `_partial_` aside), and what they say is allowed."""
+    for key in node:
+        if not isinstance(key, str) or not (KEY.fullmatch(key) or key in (TARGET_KEY, PARTIAL_KEY)):
+            raise SemsegError(
+                f"{source}: {where} has a key {str(key)[:40]!r} that semseg's configs never write (Hydra's "
+                "_args_, _recursive_, _convert_ included); refusing to build it."
+            )
+    target = node.get(TARGET_KEY)
+    if TARGET_KEY in node:
+        _check_target(target, f"{where}.{TARGET_KEY}", source, allowed)
+    if PARTIAL_KEY in node and (node[PARTIAL_KEY] is not True or target not in partial_targets() | (allowed - buildable_targets())):
+        raise SemsegError(f"{source}: {where}._partial_ = {node[PARTIAL_KEY]!r} on {target!r}, which semseg's configs never build as a partial; refusing it.")
+    refused = ENCODER_REFUSED & set(node) if target == ENCODER_TARGET else set()
+    if refused:
+        raise SemsegError(f"{source}: {where} sets {sorted(refused)}, which make timm read files or the network; refusing it.")
+    classes = node.get("num_classes", 2)
+    if isinstance(classes, bool) or not isinstance(classes, int) or not 2 <= classes <= MAX_CLASSES:
+        raise SemsegError(f"{source}: {where}.num_classes = {str(classes)[:40]} is not a class count of 2..{MAX_CLASSES}.")
 
 
 def _check_target(target, where: str, source, allowed: frozenset[str]) -> None:

@@ -60,6 +60,11 @@ def read_checkpoint(path: str | Path, trusted_targets: Iterable[str] = ()) -> di
     meta = upgrade_meta(meta)
     check_buildable(meta["model_config"], path, trusted_targets)
     check_description(meta, path)
+    if meta["model_config"].get("class_names", meta["class_names"]) != list(meta["class_names"]):
+        raise SemsegError(
+            f"{path}: its class names {list(meta['class_names'])} and those of its model config "
+            f"{meta['model_config'].get('class_names')!r} differ; it was not written by semseg.train."
+        )
     if not isinstance(checkpoint.get("state_dict"), dict):
         raise SemsegError(f"{path} has no state_dict of weights; pass a .ckpt file written by semseg.train.")
     checkpoint[CHECKPOINT_KEY] = meta
@@ -86,7 +91,14 @@ def load_model(path: str | Path, trusted_targets: Iterable[str] = ()) -> tuple[S
 
     checkpoint = read_checkpoint(path, trusted_targets)
     meta = checkpoint[CHECKPOINT_KEY]
-    model = instantiate(OmegaConf.create(without_pretrained_weights(meta["model_config"])))
+    try:
+        model = instantiate(OmegaConf.create(without_pretrained_weights(meta["model_config"])))
+    except SemsegError as error:
+        raise SemsegError(f"{path}: its model config does not build: {error}") from None
+    except Exception as error:  # the checked config reached a constructor with values it refuses
+        raise SemsegError(f"{path}: its model config does not build ({type(error).__name__}: {str(error)[:200]}).") from None
+    if not hasattr(model, "load_state_dict") or not hasattr(model, "net"):
+        raise SemsegError(f"{path}: its model config does not build a SegmentationModule; it was not written by semseg.train.")
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, KeyError) as error:  # missing, unexpected or misshapen weights

@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.checkpoints.allowlist import targets_in
@@ -31,7 +32,67 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
     if path is None:
         return None
     own = targets_in(OmegaConf.to_container(cfg.model, resolve=True))  # the user's own config is theirs
-    return str(path), read_checkpoint(path, own)[CHECKPOINT_KEY]
+    checkpoint = read_checkpoint(path, own)
+    check_training_state(checkpoint, path)
+    return str(path), checkpoint[CHECKPOINT_KEY]
+
+
+def check_training_state(checkpoint: dict, path) -> None:
+    """Refuse training state of the wrong shape before Lightning restores it (with a traceback).
+
+    Only what Lightning reads on resume: weights as tensors, optimizer and scheduler states as
+    lists of dicts, callback states as dicts, loop progress as counters. Whether the optimizer's
+    settings are the config's is checked once it is built (SegmentationModule).
+    """
+    problem = _training_state_problem(checkpoint)
+    if problem:
+        raise SemsegError(f"cannot resume from {path}: its {problem}; it was not written by semseg.train.")
+
+
+def _training_state_problem(checkpoint: dict) -> str | None:
+    if not all(isinstance(k, str) and torch.is_tensor(v) for k, v in checkpoint["state_dict"].items()):
+        return "state_dict holds entries that are not named tensors"
+    for key in ("epoch", "global_step"):
+        if not _is_int(checkpoint.get(key, 0)):
+            return f"{key} is not a number"
+    for key in ("optimizer_states", "lr_schedulers"):
+        states = checkpoint.get(key, [])
+        if not isinstance(states, list) or not all(isinstance(state, dict) for state in states):
+            return f"{key} is not a list of states"
+    for state in checkpoint.get("optimizer_states", []):
+        groups = state.get("param_groups")
+        if not isinstance(state.get("state", {}), dict) or not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            return "optimizer state has no list of parameter groups"
+    callbacks = checkpoint.get("callbacks", {})
+    if not isinstance(callbacks, dict) or not all(isinstance(state, dict) for state in callbacks.values()):
+        return "callback states are not dicts"
+    loops = checkpoint.get("loops", {})
+    if not isinstance(loops, dict) or not _counters_fit(loops):
+        return "loop progress is not counters"
+    return None
+
+
+def _counters_fit(node, depth: int = 0) -> bool:
+    """Every `*progress` entry of the loop state is a dict whose leaves are integers."""
+    if not isinstance(node, dict) or depth > 16:
+        return not isinstance(node, dict)
+    for key, value in node.items():
+        if isinstance(key, str) and key.endswith("progress") and not _all_ints(value):
+            return False
+        if isinstance(value, dict) and not _counters_fit(value, depth + 1):
+            return False
+    return True
+
+
+def _all_ints(node) -> bool:
+    """Counters (and Lightning's `is_last_batch` flag)."""
+    if isinstance(node, dict):
+        return all(_all_ints(value) for value in node.values())
+    return _is_int(node) or isinstance(node, bool)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def resolve_checkpoint(cfg: DictConfig) -> Path | None:
@@ -115,3 +176,39 @@ def check_same_model(path: Path, trained: dict, current: dict) -> None:
             "Resume with the model settings of that run (its .hydra/config.yaml), or start a new run."
         )
 
+
+
+# optimizer and scheduler settings that stepping never changes (lr, momentum and betas it does)
+_STEPPED = {"params", "lr", "momentum", "betas"}
+_SCHEDULE_LENGTH = ("total_steps", "total_iters", "T_max", "base_lrs")
+
+
+def optimizer_differences(saved: dict, fresh: dict, saved_schedule: dict | None, fresh_schedule: dict | None) -> list[str]:
+    """How a checkpoint's optimizer (and scheduler) state differs from the one this config builds.
+
+    Lightning restores the saved parameter groups over the configured ones, so a file whose groups
+    say another learning rate, weight decay or group count would silently train with those.
+    """
+    saved_groups, fresh_groups = saved.get("param_groups", []), fresh["param_groups"]
+    if len(saved_groups) != len(fresh_groups):
+        return [f"{len(saved_groups)} parameter groups in the checkpoint, {len(fresh_groups)} now"]
+    differences = []
+    for index, (old, new) in enumerate(zip(saved_groups, fresh_groups)):
+        for key in sorted(set(old) & set(new) - _STEPPED):
+            if not _same(old[key], new[key]):
+                differences.append(f"group {index} {key}: {old[key]!r} in the checkpoint, {new[key]!r} now")
+        if len(old.get("params", [])) != len(new["params"]):
+            differences.append(f"group {index}: {len(old.get('params', []))} parameters in the checkpoint, {len(new['params'])} now")
+    for key in _SCHEDULE_LENGTH:
+        if saved_schedule is not None and fresh_schedule is not None and key in saved_schedule and key in fresh_schedule:
+            if not _same(saved_schedule[key], fresh_schedule[key]):
+                differences.append(f"scheduler {key}: {saved_schedule[key]!r} in the checkpoint, {fresh_schedule[key]!r} now")
+    return differences
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b), 1e-30)
+    return type(a) is type(b) and a == b

@@ -10,6 +10,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY
+from semseg.checkpoints.resume import optimizer_differences
 from semseg.data.class_frequency import MEDIAN_FREQUENCY, class_frequencies, median_frequency_weights
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
@@ -84,6 +85,7 @@ class SegmentationModule(L.LightningModule):
         # the learning-rate schedule's length, stored in checkpoints so a resume keeps it
         self.schedule_steps: int | None = None
         self._resumed_schedule_steps: int | None = None
+        self._resumed_optimization: tuple[dict | None, dict | None] = (None, None)
         # where counts of the training masks are cached (semseg.train: ${paths.data_dir}/.cache)
         self.cache_dir: Path | None = None
 
@@ -198,14 +200,41 @@ class SegmentationModule(L.LightningModule):
         encoder = getattr(self.net, "encoder", None)
         optimizer = make_optimizer(self.optimizer_factory, parameter_groups(self, encoder, **self.optimizer_groups))
         if self.scheduler_factory is None:
+            self._refuse_another_optimizer(optimizer)
             return optimizer
         self.schedule_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=self.schedule_steps)
         self._refuse_another_schedule(scheduler)
+        self._refuse_another_optimizer(optimizer, scheduler)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
+    def _refuse_another_optimizer(self, optimizer, scheduler=None) -> None:
+        """A resumed run's optimizer state must be the one this config builds (Lightning would
+        restore the saved learning rates and settings over the configured ones)."""
+        saved, saved_schedule = self._resumed_optimization
+        if saved is None:
+            return
+        fresh_schedule = scheduler.state_dict() if scheduler is not None else None
+        differences = optimizer_differences(saved, optimizer.state_dict(), saved_schedule, fresh_schedule)
+        if differences:
+            raise SemsegError(
+                f"cannot resume: the checkpoint's optimizer state differs from this config's ({'; '.join(differences[:3])}). "
+                "Resume with the settings of that run (its .hydra/config.yaml), or start a new run."
+            )
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resumed_schedule_steps = checkpoint.get(CHECKPOINT_KEY, {}).get("schedule_steps")
+        """Before Lightning restores anything: the weights must be this model's, tensor by tensor."""
+        steps = checkpoint.get(CHECKPOINT_KEY, {}).get("schedule_steps")
+        self._resumed_schedule_steps = steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+        self._resumed_optimization = (checkpoint.get("optimizer_states") or [None])[0], (checkpoint.get("lr_schedulers") or [None])[0]
+        own = {key: tuple(value.shape) for key, value in self.state_dict().items()}
+        stored = {key: tuple(value.shape) for key, value in checkpoint.get("state_dict", {}).items()}
+        wrong = sorted(key for key in own.keys() | stored.keys() if own.get(key) != stored.get(key))
+        if wrong:
+            raise SemsegError(
+                f"cannot resume: the checkpoint's weights do not fit this model ({len(wrong)} tensors missing, extra "
+                f"or of another shape, e.g. {', '.join(wrong[:3])}). Resume with the settings of that run."
+            )
 
     def _refuse_another_schedule(self, scheduler) -> None:
         """A resumed run must keep the schedule it was saved with.
