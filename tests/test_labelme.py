@@ -1,6 +1,7 @@
 """data=labelme: labelme's JSON files (images beside them, elsewhere, or embedded), read from disk."""
 
 import base64
+import hashlib
 import io
 import json
 import shutil
@@ -13,9 +14,12 @@ from semseg.data.io import read_image
 from semseg.data.labelme import LabelmeDataset
 from semseg.errors import SemsegError
 from semseg.train import train
+from semseg.utils.config import instantiate
 from tests.helpers.annotation_files import (
+    FLAT_LABELME,
     LABELME_CLASSES,
     image_bytes,
+    make_flat_labelme,
     make_labelme,
     mask_shape,
     shape,
@@ -200,3 +204,93 @@ def test_a_cache_that_cannot_be_written_is_named(labelme_tree, tmp_path):
     blocked.write_text("a file where the cache folder should be")
     with pytest.raises(SemsegError, match=r"cannot write the masks into the cache .*cache/labelme_\w+/\w+: .* set data.cache_dir"):
         dataset(labelme_tree[0], blocked)
+
+
+# ---- one folder of files, no splits --------------------------------------------------------------
+
+THIRDS = {"train": 0.67, "val": 0.33}
+TINY = ["trainer.max_epochs=1", "++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1",
+        "++trainer.limit_test_batches=1", "data.batch_size=2", "data.crop_size=[32,32]", "model=fcn8s",
+        "logger=csv", "callbacks=none"]
+
+
+@pytest.fixture(scope="module")
+def flat_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports") / "labelme-flat"
+    return root, make_flat_labelme(root)
+
+
+def hash_thirds(names) -> dict[str, list[str]]:
+    """The split stated independently: names by SHA-256 of "0:<name>", round(6 x 0.67) = 4 train."""
+    order = sorted(names, key=lambda name: hashlib.sha256(f"0:{name}".encode()).hexdigest())
+    return {"train": sorted(order[:4]), "val": sorted(order[4:])}
+
+
+def test_one_flat_folder_is_split_by_fractions_with_exact_masks(flat_tree, tmp_path):
+    root, expected = flat_tree
+    datasets = {split: dataset(root, tmp_path / "cache", split, image_dir=".", split_fractions=THIRDS) for split in THIRDS}
+    assert {split: data.names for split, data in datasets.items()} == hash_thirds(FLAT_LABELME)
+    assert datasets["val"].split_lists == hash_thirds(FLAT_LABELME)
+    for data in datasets.values():
+        for index, name in enumerate(data.names):
+            assert data.image_paths[index] == root / f"{name}.jpg"
+            assert np.array_equal(data.load(index)[1], expected[name]), "points and point are skipped"
+    again = dataset(root, tmp_path / "other", "val", image_dir=".", split_fractions=THIRDS)
+    assert again.names == datasets["val"].names, "the same split every time"
+    other_seed = dataset(root, tmp_path / "cache", "val", image_dir=".", split_fractions=THIRDS, split_seed=3)
+    assert sorted(other_seed.names + dataset(root, tmp_path / "cache", "train", image_dir=".", split_fractions=THIRDS,
+                                             split_seed=3).names) == FLAT_LABELME
+
+
+def test_a_flat_folder_trains_and_writes_its_lists_to_the_run_folder_only(make_cfg, flat_tree, tmp_path):
+    root = flat_tree[0]
+    before = tree_listing(root)
+    overrides = ["data=labelme", f"data.root={root}", CLASSES, "data.image_dir=.", "data.split_fractions={train:0.67,val:0.33}"]
+    metrics = train(make_cfg([*overrides, *TINY]))
+    assert np.isfinite(metrics["train/loss"]) and "test/IoU/dog" in metrics
+    written = {split: (tmp_path / "run/splits" / f"{split}.txt").read_text().split() for split in THIRDS}
+    assert written == hash_thirds(FLAT_LABELME)
+    assert tree_listing(root) == before, "nothing written under data.root"
+
+
+def test_split_files_name_labelme_files_with_or_without_json(flat_tree, tmp_path):
+    root = shutil.copytree(flat_tree[0], tmp_path / "flat")
+    (root / "train.txt").write_text("IMG_0001.json\nIMG_0002\nIMG_0003.jpg\n")
+    (root / "val.txt").write_text("IMG_0006\n")
+    files = {"train": "train.txt", "val": "val.txt"}
+    assert dataset(root, tmp_path / "cache", image_dir=".", split_files=files).names == ["IMG_0001", "IMG_0002", "IMG_0003"]
+    assert dataset(root, tmp_path / "cache", "val", image_dir=".", split_files=files).names == ["IMG_0006"]
+    (root / "val.txt").write_text("IMG_0009.json\n")
+    with pytest.raises(SemsegError, match=r"1 name\(s\) in .*val.txt have no image in .*flat: IMG_0009.json"):
+        dataset(root, tmp_path / "cache", "val", image_dir=".", split_files=files)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [(dict(image_dir="{split}"), r"data.split_fractions splits one folder, but data.image_dir=\{split\} has a folder per "
+                                 r"split; set data.image_dir to the one folder, e.g. data.image_dir=\."),
+     (dict(split_fractions={"train": 0.8, "val": 0.3}), r"sums to 1.1; the fractions must sum to 1"),
+     (dict(split_fractions={"a": 0.5, "b": 0.5}), r"split 'train' is not one of data.split_fractions \['a', 'b'\]"),
+     (dict(split_files={"train": "t.txt"}), r"are both set; keep one"),
+     (dict(split_fractions={"train": 0.95, "val": 0.05}), r"gives split 'val' no items of the 6 found")],
+    ids=["template", "sum", "unknown-split", "both", "empty-split"],
+)
+def test_split_mistakes_are_one_line_as_for_folders(flat_tree, tmp_path, settings, message):
+    with pytest.raises(SemsegError, match=message):
+        dataset(flat_tree[0], tmp_path, **(dict(image_dir=".", split_fractions=THIRDS) | settings))
+
+
+def test_stages_take_candidates_and_must_read_splits_of_the_fractions(make_cfg, flat_tree, labelme_tree):
+    cfg = make_cfg(["data=labelme", f"data.root={labelme_tree[0]}", CLASSES, "data.splits.test=[test,val]"])
+    assert instantiate(cfg.data).splits == {"train": "train", "val": "val", "test": "val"}, "no test folder: val"
+    cfg = make_cfg(["data=labelme", f"data.root={flat_tree[0]}", CLASSES, "data.image_dir=.",
+                    "data.split_fractions={train:0.67,validation:0.33}"])
+    with pytest.raises(SemsegError, match=r"data.splits.val=val is not one of the splits of data.split_fractions"):
+        instantiate(cfg.data)
+
+
+def test_every_shape_type_labelme_5_writes_is_drawn_skipped_or_named(labelme_copy, tmp_path):
+    edit(labelme_copy / STREET, replace_shapes(shape("cat", "ai_polygon", [[1, 1], [5, 5], [1, 5]])))
+    with pytest.raises(SemsegError, match=r"shape_type 'ai_polygon', which semseg cannot draw; the types are polygon, "
+                                          r"rectangle, circle, line, linestrip, mask, point, points \(points are skipped\)"):
+        dataset(labelme_copy, tmp_path / "cache")

@@ -11,7 +11,7 @@ import pytest
 
 from semseg.data.inspect import inspect_dataset
 from semseg.train import train
-from tests.helpers.annotation_files import make_coco, make_labelme
+from tests.helpers.annotation_files import make_coco, make_cvat_export, make_flat_labelme, make_label_studio_export, make_labelme
 from tests.helpers.disk_formats import make_ade20k, make_drive, make_kvasir, write_jpeg, write_png
 from tests.helpers.settings import REPO
 
@@ -54,6 +54,9 @@ TREES = {
     "/datasets/mine": lambda root, command: (make_labelme if "data=labelme" in command else
                                              roboflow if "_annotations.coco.json" in command else
                                              make_coco if "data=coco" in command else mine)(root),
+    "/datasets/cvat_export": lambda root, command: make_cvat_export(root),
+    "/datasets/label_studio_export": lambda root, command: make_label_studio_export(root),
+    "/datasets/labelme_folder": lambda root, command: make_flat_labelme(root),
     "/datasets/DRIVE": lambda root, command: make_drive(root),
     "/datasets/kvasir-seg/Kvasir-SEG": lambda root, command: make_kvasir(root),
     "/datasets/ADEChallengeData2016": lambda root, command: make_ade20k(root.parent),

@@ -221,3 +221,102 @@ def make_labelme(root: Path) -> dict[str, dict[str, np.ndarray]]:
     first = np.zeros((32, 32), np.uint8)
     first[:, 0:16] = 1
     return {"train": expected, "val": {"0101": first, "0102": np.zeros((40, 28), np.uint8)}}
+
+
+# ---- single exports, as the tools write them -----------------------------------------------------
+
+CVAT_NAMES = ["frame_000000", "frame_000001", "frame_000002", "frame_000003", "frame_000004", "subset/frame_000005"]
+
+
+def _cvat_image(number: int, file_name: str, height: int, width: int) -> dict:
+    return {"id": number, "width": width, "height": height, "file_name": file_name, "license": 0, "flickr_url": "",
+            "coco_url": "", "date_captured": 0}
+
+
+def _cvat_annotation(number: int, image_id: int, category_id: int, segmentation, crowd: int = 0) -> dict:
+    return {"id": number, "image_id": image_id, "category_id": category_id, "segmentation": segmentation,
+            "area": 0.0, "bbox": [0.0, 0.0, 1.0, 1.0], "iscrowd": crowd, "attributes": {"occluded": False}}
+
+
+def make_cvat_export(root: Path) -> dict[str, np.ndarray]:
+    """CVAT's "COCO 1.0" export: one `annotations/instances_default.json`, file_names relative to
+    `images/` (a subfolder too), ids from 1, masks as uncompressed RLE with `iscrowd: 1`,
+    rectangles as boxes without segmentation, `attributes` on every annotation. The expected
+    masks (classes background, cat, dog) by item name."""
+    images, annotations, expected = [], [], {}
+    for number, name in enumerate(CVAT_NAMES, start=1):
+        height, width = 24 + 2 * number, 30 - number
+        write_image(root / "images" / f"{name}.jpg", height, width, "RGB", 20 + number)
+        images.append(_cvat_image(number, f"{name}.jpg", height, width))
+        mask = np.zeros((height, width), np.uint8)
+        mask[2:10, 3:12] = CAT  # polygon rows 2..9, columns 3..11
+        annotations.append(_cvat_annotation(len(annotations) + 1, number, 1, [box_polygon(3, 2, 12, 10)]))
+        if number % 2:  # a brush mask: uncompressed RLE over the whole image
+            block = np.zeros((height, width), bool)
+            block[8 + number : 20, 5:9 + number] = True
+            mask[block] = DOG
+            annotations.append(_cvat_annotation(len(annotations) + 1, number, 2, uncompressed_rle(block), crowd=1))
+        rectangle = _cvat_annotation(len(annotations) + 1, number, 2, [])  # a box: paints nothing
+        rectangle["attributes"] |= {"rotation": 0.0}
+        annotations.append(rectangle)
+        expected[name] = mask
+    content = {"licenses": [{"name": "", "id": 0, "url": ""}],
+               "info": {"contributor": "", "date_created": "", "description": "", "url": "", "version": "", "year": ""},
+               "categories": [{"id": 1, "name": "cat", "supercategory": ""}, {"id": 2, "name": "dog", "supercategory": ""}],
+               "images": images, "annotations": annotations}
+    write_json(root / "annotations" / "instances_default.json", content)
+    return expected
+
+
+def make_label_studio_export(root: Path) -> dict[str, np.ndarray]:
+    """Label Studio's COCO export: one `result.json` beside `images/`, ids from 0 (categories
+    too, in name order), file_names relative to the JSON's folder, as the absolute upload path
+    and with Windows separators; polygons of float coordinates, boxes with an empty
+    segmentation, and keys left out (`iscrowd`, `area`, `bbox`, a `segmentation`). The expected
+    masks (default classes background, Cat, Dog: "Cat" is category 0) by item name."""
+    folder = root / "images"
+    forms = [("images/3f2a9c1e-street.jpg", "3f2a9c1e-street"), ("/data/upload/3/8b01d7aa-park.jpg", "8b01d7aa-park"),
+             ("images\\c7e4f003-yard.jpg", "c7e4f003-yard")]
+    images, expected = [], {}
+    for number, (file_name, stem) in enumerate(forms):
+        write_image(folder / f"{stem}.jpg", 20, 26, "RGB", 30 + number)
+        images.append({"width": 26, "height": 20, "id": number, "file_name": file_name})
+        expected[f"images/{stem}"] = np.zeros((20, 26), np.uint8)
+    expected["images/3f2a9c1e-street"][3:9, 2:10] = 1  # the float box, rows 3..8, columns 2..9
+    expected["images/8b01d7aa-park"][10:20, 0:13] = 2
+    annotations = [
+        {"id": 0, "image_id": 0, "category_id": 0, "ignore": 0, "iscrowd": 0, "area": 48.0, "bbox": [2.0, 3.0, 8.0, 6.0],
+         "segmentation": [[2.0, 3.0, 10.0, 3.0, 10.0, 9.0, 2.0, 9.0]]},
+        {"id": 1, "image_id": 0, "category_id": 1, "segmentation": [], "bbox": [0, 0, 5, 5], "ignore": 0, "iscrowd": 0, "area": 25},
+        {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [box_polygon(0, 10, 13, 20)]},  # no iscrowd, area, bbox
+        {"id": 3, "image_id": 2, "category_id": 0, "bbox": [1, 1, 4, 4], "ignore": 0},  # no segmentation at all
+    ]
+    content = {"images": images, "categories": [{"id": 0, "name": "Cat"}, {"id": 1, "name": "Dog"}],
+               "annotations": annotations,
+               "info": {"year": 2024, "version": "1.0", "description": "", "contributor": "Label Studio", "url": "",
+                        "date_created": "2024-05-01 10:00:00.000000"}}
+    write_json(root / "result.json", content)
+    return expected
+
+
+FLAT_LABELME = ["IMG_0001", "IMG_0002", "IMG_0003", "IMG_0004", "IMG_0005", "IMG_0006"]
+
+
+def make_flat_labelme(root: Path) -> dict[str, np.ndarray]:
+    """One folder of labelme 5 files beside their images, no splits (as labelme saves them):
+    `imageData: null`, `flags`, `group_id`, `description`, and a `points` shape (skipped). The
+    expected masks (classes LABELME_CLASSES) by item name."""
+    expected = {}
+    for number, name in enumerate(FLAT_LABELME):
+        height, width = 20 + number, 24
+        write_image(root / f"{name}.jpg", height, width, "RGB", 40 + number)
+        shapes = [shape("cat", "rectangle", [[2, 2], [8, 6]], group_id=number, description="tail visible"),
+                  shape("dog", "polygon", [[12, 4], [20, 4], [20, 12], [12, 12]]),
+                  shape("cat", "points", [[1, 15], [5, 16], [9, 17]], point_labels=[1, 1, 0]),
+                  shape("dog", "point", [[22, 18]])]
+        write_json(root / f"{name}.json", labelme_json(shapes, f"{name}.jpg", height, width))
+        mask = np.zeros((height, width), np.uint8)
+        mask[2:7, 2:9] = 1
+        mask[4:13, 12:21] = 2
+        expected[name] = mask
+    return expected

@@ -2,12 +2,18 @@
 
     <root>/<image_dir>/**/<name>.json      (`image_dir` may hold `{split}`; subfolders are scanned)
 
+One folder of files without splits (labelme's usual output) is split by `split_fractions` or
+`split_files`, as data=folder splits one folder (semseg.data.splits); item names are the files'
+paths under `image_dir` without `.json`.
+
 Each file's image is its `imagePath` (relative to the JSON's folder), or, when that is absent or
 missing, the image embedded in the file as base64 `imageData` (extracted into the cache as PNG).
 Shapes are drawn in file order, later over earlier, filling the pixels labelme's own conversion
 fills (outline and inside): polygon, rectangle, circle (radius = the distance of its two points),
 line and linestrip (10 pixels wide), and labelme 5's `mask` (a base64 PNG of the box between its
-two points). Points mark no area and are skipped. A label is a `class_names` entry or
+two points). `point` and `points` (labelme 5's set of prompt points) mark no area and are
+skipped; any other type is refused, naming the known ones. Keys no drawing needs (`flags`,
+`group_id`, `description`, `imageData: null`) may hold anything. A label is a `class_names` entry or
 `__ignore__` (255); pixels no shape covers are `_background_` or `background` when the list has
 one, else 255. The image size is `imageHeight` x `imageWidth` (the image's own when a file has
 neither), checked against the image. Masks are built once per file content and class list,
@@ -44,8 +50,9 @@ from semseg.data.annotations import (
     write_whole,
 )
 from semseg.data.datamodule import SegmentationDataModule, class_list
-from semseg.data.io import IGNORE_INDEX, UNREADABLE, image_files, image_size
+from semseg.data.io import IGNORE_INDEX, IMAGE_SUFFIXES, UNREADABLE, image_files, image_size
 from semseg.data.pairs import ImageMaskDataset
+from semseg.data.splits import WritesSplitLists, check_stages, first_available, select_split, split_options
 from semseg.errors import SemsegError
 
 log = logging.getLogger(__name__)
@@ -217,6 +224,9 @@ class LabelmeDataset(ImageMaskDataset):
         class_names: Sequence[str],
         cache_dir: str | Path,
         image_dir: str = "{split}",
+        split_fractions: Mapping[str, float] | None = None,
+        split_seed: int = 0,
+        split_files: Mapping[str, str] | None = None,
         transform=None,
     ):
         self.class_names = class_list(class_names)
@@ -224,21 +234,32 @@ class LabelmeDataset(ImageMaskDataset):
         super().__init__(len(self.class_names), transform)
         self.root, self.split = Path(root), split
         self.values = label_values(self.class_names)
-        folder = split_folder(self.root, image_dir, split, "data.image_dir")
-        json_files = image_files(folder, suffixes=(".json",))
-        if not json_files:
-            raise SemsegError(
-                f"split '{split}' has no labelme files: nothing matches {folder}/**/*.json (data.root={self.root}, "
-                f"data.image_dir={image_dir}). Put them there, or set data.image_dir / data.splits to your layout."
-            )
+        self.fractions, self.split_seed, self.split_files = split_options(
+            split_fractions, split_seed, split_files, {"data.image_dir": image_dir})
+        json_files = self._json_files(image_dir)
         files = [read_labelme(path) for path in json_files]  # not kept: embedded images can be large
-        self.names = [path.relative_to(folder).with_suffix("").as_posix() for path in json_files]
         self.image_paths = self._images(files, cache_folder(cache_dir, "labelme_images"))
         self._check_labels(files)
         masks = cache_folder(cache_dir, "labelme_masks")
         keys = [content_key("labelme", file.content, self.class_names) for file in files]
         self.mask_paths = [masks / key[:2] / f"{key}.png" for key in keys]
         self._build_missing(files)
+
+    def _json_files(self, image_dir: str) -> list[Path]:
+        """This split's labelme files: the split's folder, or its share of the one folder; sets `names`."""
+        folder = split_folder(self.root, image_dir, self.split, "data.image_dir")
+        json_files = image_files(folder, suffixes=(".json",))
+        if not json_files:
+            raise SemsegError(
+                f"split '{self.split}' has no labelme files: nothing matches {folder}/**/*.json (data.root={self.root}, "
+                f"data.image_dir={image_dir}). Put them there, or set data.image_dir / data.splits to your layout."
+            )
+        names = [path.relative_to(folder).with_suffix("").as_posix() for path in json_files]
+        chosen, self.split_lists = select_split(names, self.split, self.fractions, self.split_seed, self.split_files,
+                                                self.root, folder, suffixes=(".json", *IMAGE_SUFFIXES))
+        chosen = set(chosen)
+        self.names = [name for name in names if name in chosen]
+        return [path for name, path in zip(names, json_files) if name in chosen]
 
     def _images(self, files: list[LabelmeFile], extracted: Path) -> list[Path]:
         """Each file's image: its imagePath when that exists, else its embedded imageData."""
@@ -288,23 +309,38 @@ class LabelmeDataset(ImageMaskDataset):
             write_whole(self.mask_paths[index], png_bytes(draw_mask(file.shapes, actual, self.values, background)))
 
 
-class LabelmeDataModule(SegmentationDataModule):
-    """`data=labelme`: SegmentationDataModule over LabelmeDataset, keys at the top of `data`."""
+class LabelmeDataModule(WritesSplitLists, SegmentationDataModule):
+    """`data=labelme`: SegmentationDataModule over LabelmeDataset, keys at the top of `data`.
+
+    A `data.splits` entry may list candidates, the first whose folder exists (or that
+    split_fractions / split_files names) taken, as data=folder's. With split_fractions,
+    `prepare_data` writes each split's names to `splits_dir` (the run folder's `splits/`).
+    """
 
     def __init__(
         self,
         root: str,
         class_names: Sequence[str],
-        splits: Mapping[str, str],
+        splits: Mapping[str, str | Sequence[str]],
         cache_dir: str,
         image_dir: str = "{split}",
         palette: Sequence[Sequence[int]] | None = None,
+        split_fractions: Mapping[str, float] | None = None,
+        split_seed: int = 0,
+        split_files: Mapping[str, str] | None = None,
+        splits_dir: str | None = None,
         **kwargs,
     ):
         class_names = class_list(class_names)
+        fractions, split_seed, split_files = split_options(
+            split_fractions, split_seed, split_files, {"data.image_dir": image_dir})
+        named = fractions or split_files
+        exists = named.__contains__ if named else lambda name: (Path(root) / image_dir.format(split=name)).is_dir()
+        splits = {stage: first_available(names, exists) for stage, names in dict(splits).items()}
+        check_stages(splits, fractions)
         dataset = functools.partial(
-            LabelmeDataset, root=root, class_names=class_names, cache_dir=cache_dir, image_dir=image_dir
+            LabelmeDataset, root=root, class_names=class_names, cache_dir=cache_dir, image_dir=image_dir,
+            split_fractions=fractions, split_seed=split_seed, split_files=split_files,
         )
-        super().__init__(
-            dataset=dataset, class_names=class_names, splits=dict(splits), root=root, palette=palette, **kwargs
-        )
+        super().__init__(dataset=dataset, class_names=class_names, splits=splits, root=root, palette=palette, **kwargs)
+        self.split_fractions, self.splits_dir = fractions, splits_dir

@@ -10,11 +10,14 @@ the validation set (set `data.split_seed=${seed}` to tie them on purpose).
 
 `data.split_files={train: train.txt, val: val.txt}` reads the names from files instead, one a
 line, as VOC's ImageSets lists do.
+
+data=folder, data=coco (one COCO JSON) and data=labelme (one folder of files) split alike: the
+checks and the selection below are shared, so the keys, the order and the messages are the same.
 """
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_only
@@ -101,14 +104,16 @@ def read_split_file(path: Path, key: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def match_names(listed: Sequence[str], names: Sequence[str], path: Path, folder: Path) -> list[str]:
+def match_names(listed: Sequence[str], names: Sequence[str], path: Path, folder: Path,
+                suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[str]:
     """Item names for the entries of a split file: an entry is an item name (the image's path under
-    data.image_dir without extension, `/`-separated), with or without the image's extension."""
+    data.image_dir without extension, `/`-separated), with or without the image's extension (one
+    of `suffixes`: data=labelme's entries may end in `.json` too)."""
     known = set(names)
     found, unknown = [], []
     for entry in listed:
         name = entry.replace("\\", "/").removeprefix("./")
-        if name not in known and Path(name).suffix.lower() in IMAGE_SUFFIXES:
+        if name not in known and Path(name).suffix.lower() in suffixes:
             name = name[: -len(Path(name).suffix)]
         if name in known:
             found.append(name)
@@ -130,3 +135,117 @@ def write_split_lists(lists: Mapping[str, Sequence[str]], folder: str | Path) ->
     for split, names in lists.items():
         (folder / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
     log.info("split lists (%s) written to %s", ", ".join(f"{s}: {len(n)}" for s, n in lists.items()), folder)
+
+
+# ---- shared by the readers of one source (data=coco's one JSON, data=labelme's one folder) ------
+
+
+def check_one_source(fractions, files, templates: Mapping[str, str]) -> None:
+    """One folder split by fractions cannot also have a folder per split, nor list files besides
+    (data=folder's rule, for any reader: `templates` are its {key: template} settings)."""
+    if fractions and files:
+        raise SemsegError("data.split_fractions and data.split_files are both set; keep one (the other =null).")
+    if fractions:
+        for key, template in templates.items():
+            if "{split}" in template:
+                raise SemsegError(
+                    f"data.split_fractions splits one folder, but {key}={template} has a folder per split; "
+                    f"set {key} to the one folder, e.g. "
+                    f"{key}={template.replace('/{split}', '').replace('{split}', '.')}."
+                )
+    if files is not None and not isinstance(files, Mapping):
+        raise not_a_mapping("data.split_files", files, "data.split_files={train:train.txt,val:val.txt}")
+
+
+def split_options(fractions, seed, files, templates: Mapping[str, str]) -> tuple[dict | None, int, dict | None]:
+    """`data.split_fractions`, `data.split_seed`, `data.split_files` checked, as plain dicts (or None)."""
+    fractions = dict(fractions) if isinstance(fractions, Mapping) else fractions
+    files = dict(files) if isinstance(files, Mapping) else files
+    check_one_source(fractions, files, templates)
+    return (check_fractions(fractions) if fractions else None), check_seed(seed), (files or None)
+
+
+def first_available(names: str | Sequence[str], available: Callable[[str], bool]) -> str:
+    """A `data.splits` entry: a split name, or candidates of which the first available is taken
+    (the first candidate when none is, so that the dataset names what is missing)."""
+    if isinstance(names, str):
+        return names
+    names = list(names)
+    return next((name for name in names if available(name)), names[0])
+
+
+def check_stages(chosen: Mapping[str, str], fractions: Mapping | None) -> None:
+    """With split_fractions every stage must read one of its splits, and a split no stage reads is
+    worth a warning (a test fraction while data.splits.test is still val)."""
+    if not fractions:
+        return
+    unknown = {stage: name for stage, name in chosen.items() if name not in fractions}
+    if unknown:
+        stage, name = next(iter(unknown.items()))
+        raise SemsegError(
+            f"data.splits.{stage}={name} is not one of the splits of data.split_fractions {list(fractions)}; "
+            f"set data.splits.{stage} to one of them."
+        )
+    for name in fractions:
+        if name not in chosen.values():
+            log.warning("data.split_fractions gives split '%s' a share of the images, but no stage reads it "
+                        "(data.splits=%s); e.g. data.splits.test=%s", name, dict(chosen), name)
+
+
+def unique_names(names: Sequence[str], what: Sequence) -> None:
+    """Item names that a split assigns must name one item each; `what` says what each one is."""
+    first: dict[str, object] = {}
+    for name, item in zip(names, what):
+        if name in first:
+            raise SemsegError(
+                f"{first[name]} and {item} have the same item name '{name}' (path without extension), so a "
+                "split cannot tell them apart. Keep one of them, or rename one."
+            )
+        first[name] = item
+
+
+def select_split(names: Sequence[str], split: str, fractions: Mapping[str, float] | None, seed: int,
+                 files: Mapping[str, str] | None, root: Path, folder: Path,
+                 suffixes: Sequence[str] = IMAGE_SUFFIXES) -> tuple[list[str], dict | None]:
+    """The names of `split` (in the order of `names`), and with fractions every split's lists.
+
+    Without fractions or files the split is the whole source. With fractions: the split's run of
+    the hash order (assign_fractions); with files: the names its list file gives (match_names).
+    """
+    if fractions:
+        if split not in fractions:
+            raise SemsegError(
+                f"split '{split}' is not one of data.split_fractions {sorted(fractions)}; set data.splits "
+                f"to those names, e.g. data.splits={{train:{list(fractions)[0]},val:{list(fractions)[-1]}}}."
+            )
+        lists = assign_fractions(names, fractions, seed)
+        chosen = set(lists[split])
+        return [name for name in names if name in chosen], lists
+    if files:
+        if split not in files:
+            raise SemsegError(
+                f"split '{split}' has no list file in data.split_files (it has {sorted(files)}); "
+                f"add data.split_files.{split}=<file> or set data.splits to those names."
+            )
+        path = root / str(files[split])
+        chosen = set(match_names(read_split_file(path, f"data.split_files.{split}"), names, path, folder, suffixes))
+        return [name for name in names if name in chosen], None
+    return list(names), None
+
+
+class WritesSplitLists:
+    """A data module mixin: `prepare_data` writes the split lists of data.split_fractions to
+    `splits_dir` (the run folder's `splits/`), once, on rank 0, never beside the data. The class
+    using it sets `split_fractions`, `splits_dir` and a `dataset(split=...)` whose instances
+    carry `split_lists`, as data=folder does."""
+
+    split_fractions: Mapping[str, float] | None = None
+    splits_dir: str | None = None
+    lists_written = False
+
+    def prepare_data(self) -> None:
+        super().prepare_data()
+        if self.split_fractions and self.splits_dir and not self.lists_written:
+            first = next(iter(self.split_fractions))
+            write_split_lists(self.dataset(split=first).split_lists, self.splits_dir)
+            self.lists_written = True

@@ -63,11 +63,12 @@ def class_names_of(module: str) -> list[str]:
     return list(importlib.import_module(module).CLASS_NAMES)
 
 
-def coco_class_names(root: str, annotation_path: str) -> list[str]:
-    """`background`, then the categories of a COCO file (semseg.data.coco; pycocotools only then)."""
+def coco_class_names(root: str, annotations) -> list[str]:
+    """`background`, then the categories of a COCO file: `annotations` is data.annotations, one path
+    or the mapping whose train file is read (semseg.data.coco; pycocotools only then)."""
     from semseg.data.coco import coco_class_names as read
 
-    return read(root, annotation_path)
+    return read(root, annotations)
 
 
 def register() -> None:
@@ -76,7 +77,7 @@ def register() -> None:
         "run_stamp": run_stamp,
         "input_normalization": input_normalization,
         "class_names_of": class_names_of,  # `class_names: ${class_names_of:semseg.data.voc}`
-        "coco_class_names": coco_class_names,  # `class_names: ${coco_class_names:${data.root},${data.annotations.train}}`
+        "coco_class_names": coco_class_names,  # `class_names: ${coco_class_names:${data.root},${data.annotations}}`
         "len": len,  # `num_classes: ${len:${data.class_names}}`
     }
     cached = {"mixed_precision", "run_stamp"}  # one value per process
