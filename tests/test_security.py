@@ -16,6 +16,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
+from semseg.checkpoints.__main__ import main as inspect_main
 from semseg.checkpoints.allowlist import buildable_targets, targets_in
 from semseg.checkpoints.reading import load_model, read_checkpoint
 from semseg.errors import SemsegError
@@ -142,7 +143,8 @@ def test_every_entry_point_refuses_every_crafted_checkpoint(task, entry_cfg, cra
 
 
 @pytest.mark.parametrize("task", sorted(RUNNERS))
-def test_on_the_command_line_the_two_reported_routes_are_one_line(task, crafted, victim, data_dir, tmp_path):
+def test_on_the_command_line_a_crafted_checkpoint_is_one_line(task, crafted, victim, data_dir, tmp_path):
+    """The reported routes as a user meets them (every route and entry point is tried in-process above)."""
     Image.new("RGB", (20, 24)).save(tmp_path / "photo.png")
     extra = {
         "eval": ["data.num_workers=0", "logger=none"],
@@ -150,7 +152,7 @@ def test_on_the_command_line_the_two_reported_routes_are_one_line(task, crafted,
         "export": [f"output={tmp_path / 'model.onnx'}"],
         "train": ["logger=none", "model=fcn8s"],
     }[task]
-    for name in ("open", "torch_load"):
+    for name in ("torch_load" if task in ("export", "train") else "open",):
         result = run_cli([PYTHON, "-m", f"semseg.{task}", f"ckpt_path={crafted[name]}", f"paths.log_dir={tmp_path / 'logs'}",
                           f"paths.data_dir={data_dir}", *extra], cwd=tmp_path)
         lines = result.stderr.strip().splitlines()
@@ -252,15 +254,15 @@ def test_hostile_onnx_metadata_on_the_command_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_readmes_look_inside_command_on_a_real_and_a_crafted_checkpoint(checkpoint, crafted, victim, tmp_path):
+def test_the_readmes_look_inside_command_on_a_real_and_a_crafted_checkpoint(checkpoint, crafted, victim, tmp_path, capsys):
     section = (REPO / "README.md").read_text().split("\n## Security", 1)[1].split("\n## ", 1)[0]
     (command,) = [line for line in section.splitlines() if line.startswith("python -m semseg.checkpoints")]
     program = command.split()[:3]
     shown = run_cli([PYTHON, *program[1:], str(checkpoint)], cwd=tmp_path)
     assert shown.returncode == 0 and "_target_: semseg.models.module.SegmentationModule" in shown.stdout
     assert "accepted: eval, predict and export" in shown.stdout
-    refused = run_cli([PYTHON, *program[1:], str(crafted["in_encoder"])], cwd=tmp_path)
-    assert refused.returncode == 2 and "model_config.net.encoder._target_ names 'builtins.open'" in refused.stderr
+    assert inspect_main([str(crafted["in_encoder"])]) == 2
+    assert "model_config.net.encoder._target_ names 'builtins.open'" in capsys.readouterr().err
     assert untouched(victim)
 
 

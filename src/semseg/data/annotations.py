@@ -25,18 +25,10 @@ from PIL import Image
 
 from semseg.checkpoints.atomic import replaced_atomically
 from semseg.data.io import IGNORE_INDEX, stored_size
-from semseg.errors import SemsegError
+from semseg.errors import SemsegError, listed  # noqa: F401  (readers import `listed` from here too)
 
 MAX_SIDE = 2**15  # no annotation tool exports wider images; bigger values are broken files
 MAX_CLASSES = IGNORE_INDEX  # class indices 0..254 fit an 8-bit mask beside 255 = ignore
-MAX_LISTED = 5
-
-
-def listed(items: Sequence, more: int = 0) -> str:
-    """The first few items, and how many more there are, for messages that name files."""
-    shown = ", ".join(str(item) for item in list(items)[:MAX_LISTED])
-    extra = len(items) - MAX_LISTED + more
-    return shown + (f" (and {extra} more)" if extra > 0 else "")
 
 
 def is_int(value) -> bool:

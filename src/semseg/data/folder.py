@@ -34,25 +34,21 @@ from semseg.data.pairs import ImageMaskDataset
 from semseg.data.splits import (
     assign_fractions,
     check_fractions,
+    check_one_source,
     check_seed,
+    check_stages,
+    first_available,
     match_names,
     not_a_mapping,
     read_split_file,
     write_split_lists,
 )
-from semseg.errors import SemsegError
+from semseg.errors import SemsegError, listed
 
 log = logging.getLogger(__name__)
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
-MAX_LISTED = 5
 LABEL_MAP_EXAMPLE = "e.g. data.label_map={255:1} (raw value 255 is class 1) or {0:255} (ignore raw 0)"
-
-
-def _listed(paths: Sequence, more: int = 0) -> str:
-    shown = ", ".join(str(p) for p in list(paths)[:MAX_LISTED])
-    extra = len(paths) - MAX_LISTED + more
-    return shown + (f" (and {extra} more)" if extra > 0 else "")
 
 
 def _is_int(value) -> bool:
@@ -142,22 +138,6 @@ def compile_pair_key(pattern, mask_suffix: str) -> re.Pattern | None:
         raise SemsegError(f"data.pair_key='{pattern}' is not a regular expression: {error}.") from None
 
 
-def check_split_sources(fractions, files, image_dir: str, mask_dir: str) -> None:
-    """One folder split by fractions cannot also have a folder per split, nor list files besides."""
-    if fractions and files:
-        raise SemsegError("data.split_fractions and data.split_files are both set; keep one (the other =null).")
-    if fractions:
-        for key, template in (("data.image_dir", image_dir), ("data.mask_dir", mask_dir)):
-            if "{split}" in template:
-                raise SemsegError(
-                    f"data.split_fractions splits one folder, but {key}={template} has a folder per split; "
-                    f"set {key} to the one folder, e.g. "
-                    f"{key}={template.replace('/{split}', '').replace('{split}', '.')}."
-                )
-    if files is not None and not isinstance(files, Mapping):
-        raise not_a_mapping("data.split_files", files, "data.split_files={train:train.txt,val:val.txt}")
-
-
 def scan(folder: Path, suffix: str = "", exclude_suffix: str = "") -> dict[str, Path]:
     """Image files under `folder` (subfolders too) by key: relative path without extension
     and without `suffix`. Files whose stem does not end with `suffix` are not taken; files whose
@@ -198,7 +178,7 @@ def rekey(found: dict[str, Path], pattern: re.Pattern, what: str) -> dict[str, s
     if unmatched:
         raise SemsegError(
             f"data.pair_key={pattern.pattern} matches no part of the name of {len(unmatched)} {what}(s): "
-            f"{_listed(unmatched)}. It is searched in each path under the folder without extension; "
+            f"{listed(unmatched)}. It is searched in each path under the folder without extension; "
             "fix the expression or remove those files."
         )
     return keys
@@ -236,7 +216,7 @@ class FolderDataset(ImageMaskDataset):
         self.lookup = label_lookup(num_classes, label_map, self.reduce_zero_label)
         self.threshold = check_threshold(mask_threshold, self.colors)
         self.pattern = compile_pair_key(pair_key, mask_suffix)
-        check_split_sources(split_fractions, split_files, image_dir, mask_dir)
+        check_one_source(split_fractions, split_files, {"data.image_dir": image_dir, "data.mask_dir": mask_dir})
         self.fractions = check_fractions(split_fractions) if split_fractions else None
         self.split_seed = check_seed(split_seed)
         self.split_files = dict(split_files) if split_files else None
@@ -297,8 +277,8 @@ class FolderDataset(ImageMaskDataset):
                 f"add data.split_files.{self.split}=<file> or set data.splits to those names."
             )
         path = self.root / str(self.split_files[self.split])
-        listed = read_split_file(path, f"data.split_files.{self.split}")
-        return {name: images[name] for name in match_names(listed, sorted(images), path, image_folder)}
+        entries = read_split_file(path, f"data.split_files.{self.split}")
+        return {name: images[name] for name in match_names(entries, sorted(images), path, image_folder)}
 
     def _select(self, keys: list[str], names: dict[str, str]) -> list[str]:
         """This split's keys, in item-name order; with split_fractions, its share of the folder."""
@@ -326,14 +306,14 @@ class FolderDataset(ImageMaskDataset):
                  "data.mask_suffix")
             )
             raise SemsegError(
-                f"{len(unmatched)} image(s) of split '{self.split}' have no mask: {_listed(unmatched)}. "
+                f"{len(unmatched)} image(s) of split '{self.split}' have no mask: {listed(unmatched)}. "
                 f"{where}; add the masks, remove those images, or set data.mask_dir / {key}."
             )
         orphans = [masks[key] for key in masks if key not in images]
         if orphans:
             raise SemsegError(
                 f"{len(orphans)} mask(s) of split '{self.split}' have no image in {image_folder}: "
-                f"{_listed(orphans)}. Add the images or remove those masks."
+                f"{listed(orphans)}. Add the images or remove those masks."
             )
         lossy = [path for path in masks.values() if path.suffix.lower() in LOSSY_SUFFIXES]
         if lossy and self.threshold is None:
@@ -406,8 +386,9 @@ class FolderDataModule(SegmentationDataModule):
         )
         self._check_options(options)
         named = options["split_fractions"] or options["split_files"]
-        chosen = {stage: self._first_existing(root, image_dir, name, named) for stage, name in splits.items()}
-        self._check_stages(chosen, options["split_fractions"])
+        exists = (lambda name: name in named) if named else (lambda name: (Path(root) / image_dir.format(split=name)).is_dir())
+        chosen = {stage: first_available(name, exists) for stage, name in splits.items()}  # the dataset names a missing folder
+        check_stages(chosen, options["split_fractions"])
         if palette is None and colors:
             palette = list(colors)[: len(class_names)]
         super().__init__(dataset=functools.partial(FolderDataset, **options), class_names=class_names,
@@ -421,39 +402,11 @@ class FolderDataModule(SegmentationDataModule):
         label_lookup(options["num_classes"], options["label_map"], options["reduce_zero_label"])
         check_threshold(options["mask_threshold"], options["colors"])
         compile_pair_key(options["pair_key"], options["mask_suffix"])
-        check_split_sources(options["split_fractions"], options["split_files"], options["image_dir"],
-                            options["mask_dir"])
+        check_one_source(options["split_fractions"], options["split_files"],
+                         {"data.image_dir": options["image_dir"], "data.mask_dir": options["mask_dir"]})
         if options["split_fractions"] is not None:
             check_fractions(options["split_fractions"])
         check_seed(options["split_seed"])
-
-    @staticmethod
-    def _first_existing(root: str, image_dir: str, names: str | Sequence[str], named: Mapping | None) -> str:
-        if isinstance(names, str):
-            return names
-        names = list(names)
-        for name in names:
-            if (name in named) if named else (Path(root) / image_dir.format(split=name)).is_dir():
-                return name
-        return names[0]  # the dataset names the missing folder
-
-    @staticmethod
-    def _check_stages(chosen: dict[str, str], fractions: Mapping | None) -> None:
-        """With split_fractions every stage must read one of its splits, and a split no stage reads is
-        worth a warning (a test fraction while data.splits.test is still val)."""
-        if not fractions:
-            return
-        unknown = {stage: name for stage, name in chosen.items() if name not in fractions}
-        if unknown:
-            stage, name = next(iter(unknown.items()))
-            raise SemsegError(
-                f"data.splits.{stage}={name} is not one of the splits of data.split_fractions {list(fractions)}; "
-                f"set data.splits.{stage} to one of them."
-            )
-        for name in fractions:
-            if name not in chosen.values():
-                log.warning("data.split_fractions gives split '%s' a share of the images, but no stage reads it "
-                            "(data.splits=%s); e.g. data.splits.test=%s", name, chosen, name)
 
     def prepare_data(self) -> None:
         """Lightning calls this once per node (local rank 0) before each stage; the lists are

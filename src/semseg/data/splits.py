@@ -23,17 +23,11 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 
 from semseg.data.io import IMAGE_SUFFIXES
-from semseg.errors import SemsegError
+from semseg.errors import SemsegError, listed
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-6
-MAX_LISTED = 5
-
-
-def _listed(items: Sequence) -> str:
-    shown = ", ".join(str(item) for item in list(items)[:MAX_LISTED])
-    return shown + (f" (and {len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else "")
 
 
 def not_a_mapping(key: str, value, example: str) -> SemsegError:
@@ -104,14 +98,14 @@ def read_split_file(path: Path, key: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def match_names(listed: Sequence[str], names: Sequence[str], path: Path, folder: Path,
+def match_names(entries: Sequence[str], names: Sequence[str], path: Path, folder: Path,
                 suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[str]:
     """Item names for the entries of a split file: an entry is an item name (the image's path under
     data.image_dir without extension, `/`-separated), with or without the image's extension (one
     of `suffixes`: data=labelme's entries may end in `.json` too)."""
     known = set(names)
     found, unknown = [], []
-    for entry in listed:
+    for entry in entries:
         name = entry.replace("\\", "/").removeprefix("./")
         if name not in known and Path(name).suffix.lower() in suffixes:
             name = name[: -len(Path(name).suffix)]
@@ -121,7 +115,7 @@ def match_names(listed: Sequence[str], names: Sequence[str], path: Path, folder:
             unknown.append(entry)
     if unknown:
         raise SemsegError(
-            f"{len(unknown)} name(s) in {path} have no image in {folder}: {_listed(unknown)}. An entry is an "
+            f"{len(unknown)} name(s) in {path} have no image in {folder}: {listed(unknown)}. An entry is an "
             f"image's path under data.image_dir, with or without its extension (e.g. {names[0] if names else 'a/b'})."
         )
     return list(dict.fromkeys(found))
