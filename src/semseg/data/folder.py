@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semseg.data.annotations import split_folder
 from semseg.data.datamodule import SegmentationDataModule, class_list
 from semseg.data.io import IGNORE_INDEX, IMAGE_SUFFIXES, image_files, read_mask
 from semseg.data.pairs import ImageMaskDataset
@@ -257,17 +258,7 @@ class FolderDataset(ImageMaskDataset):
         return images, masks, names
 
     def _folder(self, key: str) -> Path:
-        template = self.templates[key]
-        folder = self.root / template.format(split=self.split)
-        if not folder.is_dir():
-            parent = folder.parent if folder.parent.is_dir() else self.root
-            available = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
-            raise SemsegError(
-                f"{key}={template} gives {folder} for split '{self.split}', which does not exist"
-                f"{f'; folders in {parent}: {available}' if available else ''}. Set data.root, {key} "
-                "or data.splits to your layout."
-            )
-        return folder
+        return split_folder(self.root, self.templates[key], self.split, key)
 
     def _listed_only(self, images: dict[str, Path], image_folder: Path) -> dict[str, Path]:
         """The images this split's list file names (the other images of the folder are not used)."""
