@@ -14,19 +14,16 @@ import logging
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from semseg.callbacks.evaluation_report import EvaluationReport
 from semseg.callbacks.predictions import PredictionWriter
 from semseg.checkpoints.reading import load_model
-from semseg.data.normalization import stored_normalization
 from semseg.errors import SemsegError
-from semseg.launch import check_devices
-from semseg.loggers import finish_loggers, name_wandb_runs, use_run_dir
+from semseg.loggers import finish_loggers
+from semseg.run_setup import set_up_eval
 from semseg.utils.config import (
     CONFIG_DIR,
-    check_numbers,
     instantiate,
     instantiate_dict,
     print_config_tree,
@@ -38,29 +35,10 @@ from semseg.utils.run_info import write_metrics
 log = logging.getLogger("semseg.eval")
 
 
-def use_trained_normalization(cfg: DictConfig, meta: dict) -> None:
-    """Normalise the data as the checkpoint's model was trained, unless data.mean / data.std are
-    given on the command line (the data config's own default follows an encoder it does not know)."""
-    given = set()
-    if HydraConfig.initialized():
-        given = {override.split("=", 1)[0].lstrip("+~") for override in HydraConfig.get().overrides.task}
-    stored = stored_normalization(meta)
-    with open_dict(cfg):
-        for key in ("mean", "std"):
-            if f"data.{key}" in given:
-                log.warning("data.%s=%s given: the checkpoint was trained with %s", key, cfg.data[key], stored[key])
-            else:
-                cfg.data[key] = stored[key]
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint on the chosen split; return the `test/...` metrics."""
-    check_numbers(cfg)
-    check_devices(cfg.trainer)
     model, meta = load_model(cfg.ckpt_path, cfg.get("trusted_targets") or [])  # one read: weights and the config that built them
-    use_trained_normalization(cfg, meta)
-    name_wandb_runs(cfg)
-    use_run_dir(cfg)
+    set_up_eval(cfg, meta)
     datamodule = instantiate(cfg.data)
     if datamodule.class_names != list(meta["class_names"]):
         raise SemsegError(

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from semseg.checkpoints.atomic import remove_stale_temporaries, temporary_path
 from semseg.checkpoints.reading import load_model
-from semseg.data.normalization import stored_normalization
+from semseg.data.normalization import settle_normalization
 from semseg.errors import SemsegError
 from semseg.onnx_net import METADATA_KEY, METADATA_VERSION
 from semseg.utils.config import CONFIG_DIR, print_config_tree, refuse_unknown_options, report_user_errors
@@ -40,7 +40,7 @@ def metadata(meta: dict, net: torch.nn.Module) -> dict:
         "version": METADATA_VERSION,
         "class_names": list(meta["class_names"]),
         "palette": meta.get("palette"),
-        **stored_normalization(meta),
+        **settle_normalization({}, meta),  # what the model was trained with
         "input": "images: float32 (B, 3, H, W), RGB, (pixel / 255 - mean) / std; any H, W",
         "output": "logits: float32 (B, num_classes, H, W); the class of a pixel is the argmax",
         "num_classes": int(net.num_classes),

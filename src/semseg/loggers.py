@@ -1,8 +1,9 @@
 """Loggers: the CSV logger, and the whole W&B lifecycle of a run.
 
-W&B, in order: the settings are checked and a multirun's jobs grouped before any work
-(`name_wandb_runs`); a resumed run continues the checkpoint's W&B run (`continue_wandb_run`);
-files go to the run folder (`WANDB_DIR`, `use_run_dir`); the config and code version are logged
+W&B, in order: the settings are checked before any work (`check_wandb_settings`); a multirun's
+jobs are grouped (`multirun_wandb_names`) and a resumed run continues the checkpoint's W&B run
+(`resumed_wandb_run`), both as config values the run set-up writes; files go to the run folder
+(`WANDB_DIR`, `use_run_dir`); the config and code version are logged
 (`log_run_config`); the run id is stored in checkpoints (`wandb_run_id`, by
 semseg.callbacks.run_state); and every run is finished, marked failed on a crash (`finish_loggers`).
 """
@@ -20,7 +21,7 @@ import wandb
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from semseg.errors import SemsegError
 from semseg.utils.config import flat_config
@@ -49,12 +50,8 @@ class CSVLogger(LightningCSVLogger):
         return writer
 
 
-def name_wandb_runs(cfg: DictConfig) -> None:
-    """Check the W&B settings before any work, and group the jobs of a multirun.
-
-    Every job of one multirun becomes its own W&B run in one group named after the multirun.
-    Writes `logger.wandb.group` and `logger.wandb.name` in a multirun.
-    """
+def check_wandb_settings(cfg: DictConfig) -> None:
+    """Refuse an invalid W&B project name, or an online run without a reachable server, before any work."""
     wandb_cfg = (cfg.get("logger") or {}).get("wandb")
     if not wandb_cfg:
         return
@@ -65,12 +62,17 @@ def name_wandb_runs(cfg: DictConfig) -> None:
             "without / \\ # ? % :, e.g. logger.wandb.project=semseg."
         )
     check_wandb_reachable(wandb_cfg)
-    if in_multirun():
-        hydra_cfg = HydraConfig.get()
-        group = wandb_cfg.get("group") or f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir).name}"
-        with open_dict(cfg):
-            cfg.logger.wandb.group = group
-            cfg.logger.wandb.name = f"{group}-job{hydra_cfg.job.num}"
+
+
+def multirun_wandb_names(cfg: DictConfig) -> dict[str, str]:
+    """`logger.wandb.group` and `.name` for a job of a multirun: each job its own W&B run, in one
+    group named after the multirun. Nothing outside a multirun or without W&B."""
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if not wandb_cfg or not in_multirun():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    group = wandb_cfg.get("group") or f"{cfg.task_name}-{Path(hydra_cfg.sweep.dir).name}"
+    return {"logger.wandb.group": group, "logger.wandb.name": f"{group}-job{hydra_cfg.job.num}"}
 
 
 OFFLINE_HINT = (
@@ -101,15 +103,12 @@ def check_wandb_reachable(wandb_cfg) -> None:
         ) from None
 
 
-def continue_wandb_run(cfg: DictConfig, run_id: str | None) -> None:
-    """Point the W&B logger at a checkpoint's run, so the resumed run continues its charts.
-
-    Writes `logger.wandb.id` and `logger.wandb.resume`.
-    """
+def resumed_wandb_run(cfg: DictConfig, run_id: str | None) -> dict[str, str]:
+    """`logger.wandb.id` and `.resume` that continue a checkpoint's W&B run, so the resumed run
+    continues its charts; nothing without a stored id or without W&B."""
     if run_id and (cfg.get("logger") or {}).get("wandb"):
-        with open_dict(cfg):
-            cfg.logger.wandb.id = run_id
-            cfg.logger.wandb.resume = "allow"
+        return {"logger.wandb.id": run_id, "logger.wandb.resume": "allow"}
+    return {}
 
 
 def use_run_dir(cfg: DictConfig) -> None:

@@ -20,14 +20,14 @@ import hydra
 import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
 from semseg.data.io import IMAGE_SUFFIXES, image_files, read_image
-from semseg.data.normalization import stored_normalization
 from semseg.data.palette import colorize, save_palette_png
 from semseg.errors import SemsegError
+from semseg.run_setup import set_up_eval
 from semseg.utils.config import (
     CONFIG_DIR,
     instantiate,
@@ -136,20 +136,9 @@ def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: floa
     Image.fromarray(overlay.round().astype(np.uint8)).save(stem.with_name(f"{stem.name}_overlay.png"))
 
 
-def normalizer(cfg: DictConfig, meta: dict) -> A.Compose:
-    """The checkpoint's input normalisation (explicit `mean` / `std` in the config win)."""
-    stored = stored_normalization(meta)
-    given = {key: cfg.get(key) for key in ("mean", "std") if cfg.get(key) is not None}
-    for key, values in given.items():
-        values = list(values) if isinstance(values, (list, ListConfig)) else [values]
-        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        if len(values) != len(stored[key]) or not numbers or (key == "std" and min(values) <= 0):
-            raise SemsegError(
-                f"{key}={cfg.get(key)} must be {len(stored[key])} numbers, one per input channel{', all positive' if key == 'std' else ''}, "
-                f"e.g. {key}=[{','.join(f'{v:g}' for v in stored[key])}] (what the model was trained with)."
-            )
-        given[key] = [float(v) for v in values]
-    return A.Compose([A.Normalize(mean=given.get("mean", stored["mean"]), std=given.get("std", stored["std"])), ToTensorV2()])
+def normalizer(cfg: DictConfig) -> A.Compose:
+    """The input normalisation the run set-up settled (`mean` / `std`: given, else the checkpoint's)."""
+    return A.Compose([A.Normalize(mean=list(cfg.mean), std=list(cfg.std)), ToTensorV2()])
 
 
 def load_net(path: str, device: str, trusted_targets=()):
@@ -178,7 +167,8 @@ def predict(cfg: DictConfig) -> list[Path]:
     net, meta = load_net(str(cfg.ckpt_path), cfg.device, cfg.get("trusted_targets") or [])
     inference = instantiate(cfg.inference)
     inference.check(net)
-    transform = normalizer(cfg, meta)
+    set_up_eval(cfg, meta, normalization_keys="")
+    transform = normalizer(cfg)
     palette = meta.get("palette")
     written, failed = [], []
     for path, stem in track(list(zip(images, stems)), description="predicting"):

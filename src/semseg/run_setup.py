@@ -1,18 +1,24 @@
-"""The run set-up: every check and rewrite of a training config before anything is built.
+"""The run set-up: every check and rewrite of a config before anything is built.
 
-One place, in one order, so that what a run logs and stores is the config it ran with.
+The one writer of the config, in one order, so that what a run logs and stores is the config it
+ran with. Helpers elsewhere (loggers, resume, class weights, normalisation) return values; this
+module writes them. `set_up_run` serves training, `set_up_eval` eval, predict and export.
 """
 
 import logging
 import math
+from collections.abc import Mapping
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume, counted_class_weights
+from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume
+from semseg.data.class_frequency import class_weights_for_run
+from semseg.data.normalization import settle_normalization
 from semseg.errors import SemsegError
 from semseg.launch import check_batch_split, check_devices, strategy_for
-from semseg.loggers import continue_wandb_run, name_wandb_runs, use_run_dir
-from semseg.utils.config import check_numbers
+from semseg.loggers import check_wandb_settings, multirun_wandb_names, resumed_wandb_run, use_run_dir
+from semseg.utils.config import check_numbers, instantiate
 
 log = logging.getLogger(__name__)
 
@@ -26,36 +32,73 @@ def set_up_run(cfg: DictConfig) -> str | None:
       1. `logger.wandb.group`, `logger.wandb.name`: a multirun's jobs grouped in W&B;
       2. `model.optimizer.lr`: scaled by `lr_scaling` (before the resume check, which compares
          the model config with the checkpoint's, scaled the same way when it was trained);
-      3. when resuming, `model.loss[.ce].class_weights`: `median_frequency` becomes the numbers
-         the checkpoint's run counted; then `logger.wandb.id`, `logger.wandb.resume`: the run
-         continues its W&B run;
-      4. `trainer.strategy`: `ddp` becomes `ddp_spawn` inside a multirun;
+      3. `model.loss[.ce].class_weights`: `median_frequency` becomes numbers, the ones the
+         checkpoint's run counted when resuming, else counted from the train split;
+      4. when resuming, `logger.wandb.id`, `logger.wandb.resume`: the run continues its W&B run;
+      5. `trainer.strategy`: `ddp` becomes `ddp_spawn` inside a multirun;
     and the environment's `WANDB_DIR` (the run folder).
     """
     check_numbers(cfg)
     check_devices(cfg.trainer)
     check_batch_split(cfg.data.batch_size, cfg.trainer)
-    name_wandb_runs(cfg)
+    check_wandb_settings(cfg)
+    write(cfg, multirun_wandb_names(cfg))
     scale_learning_rate(cfg)
     resume = checkpoint_to_resume(cfg)
+    trained = resume[1]["model_config"] if resume else None
+    write(cfg.model, class_weights_for_run(model_config(cfg), lambda: data_for_counting(cfg),
+                                           Path(cfg.paths.data_dir) / ".cache", trained), prefix="model.")
     if resume is not None:
-        path, meta = resume
-        with open_dict(cfg):
-            for key, weights in counted_class_weights(model_config(cfg), meta["model_config"]).items():
-                OmegaConf.update(cfg.model, key, weights)
-        check_same_model(path, meta["model_config"], model_config(cfg))
-        continue_wandb_run(cfg, meta.get("wandb_id"))
+        check_same_model(resume[0], trained, model_config(cfg))
+        write(cfg, resumed_wandb_run(cfg, resume[1].get("wandb_id")))
     strategy = strategy_for(cfg.trainer)
     if strategy:
         log.info("multirun: trainer.strategy=%s runs as %s, one launch per job", cfg.trainer.strategy, strategy)
-        with open_dict(cfg):
-            cfg.trainer.strategy = strategy
+        write(cfg, {"trainer.strategy": strategy})
     use_run_dir(cfg)
     return resume[0] if resume else None
 
 
+def set_up_eval(cfg: DictConfig, meta: Mapping, normalization_keys: str = "data.") -> None:
+    """Check and rewrite the config of eval, predict or export for the checkpoint `meta` describes.
+
+    Writes the input normalisation (`data.mean` / `data.std` for eval, `mean` / `std` for predict:
+    `normalization_keys`): values the config gives win, with a warning when they differ from the
+    checkpoint's, else the checkpoint's; for eval also W&B's multirun names and `WANDB_DIR`.
+    """
+    check_numbers(cfg)
+    if "trainer" in cfg:
+        check_devices(cfg.trainer)
+    node = OmegaConf.select(cfg, normalization_keys.rstrip(".")) if normalization_keys != "" else cfg
+    given = {key: node.get(key) for key in ("mean", "std")}
+    settled = settle_normalization(given, meta, prefix=normalization_keys)
+    trained = settle_normalization({}, meta)
+    for key, value in given.items():
+        if value is not None and settled[key] != trained[key]:
+            log.warning("%s%s=%s given: the checkpoint was trained with %s", normalization_keys, key, value, trained[key])
+    write(cfg, {f"{normalization_keys}{key}": value for key, value in settled.items()})
+    check_wandb_settings(cfg)
+    write(cfg, multirun_wandb_names(cfg))
+    if "logger" in cfg:
+        use_run_dir(cfg)
+
+
+def write(cfg: DictConfig, values: Mapping, prefix: str = "") -> None:
+    """Set dotted keys (`logger.wandb.name`) of `cfg`; `prefix` is stripped from them first."""
+    with open_dict(cfg):
+        for key, value in values.items():
+            OmegaConf.update(cfg, key.removeprefix(prefix), value, merge=False)
+
+
 def model_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def data_for_counting(cfg: DictConfig):
+    """The datamodule, its data prepared, without its transforms (nothing counted needs them)."""
+    datamodule = instantiate(cfg.data, train_transform=None, eval_transform=None)
+    datamodule.prepare_data()
+    return datamodule
 
 
 def scale_learning_rate(cfg: DictConfig) -> None:
@@ -71,6 +114,5 @@ def scale_learning_rate(cfg: DictConfig) -> None:
     if rule == "none":
         return
     factor = LR_RULES[rule](cfg.data.batch_size / scaling.base_batch_size)
-    with open_dict(cfg):
-        cfg.model.optimizer.lr = float(cfg.model.optimizer.lr) * factor
+    write(cfg, {"model.optimizer.lr": float(cfg.model.optimizer.lr) * factor})
     log.info("lr_scaling.rule=%s: model.optimizer.lr scaled by %.4g to %.4g", rule, factor, cfg.model.optimizer.lr)

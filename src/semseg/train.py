@@ -45,9 +45,8 @@ def build(cfg: DictConfig):
             f"{datamodule.num_classes} classes {datamodule.class_names}. Leave model.net.num_classes "
             "at its default (${data.num_classes}) or pick matching data."
         )
-    model = instantiate(cfg.model)
-    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
-    model.cache_dir = Path(cfg.paths.data_dir) / ".cache"  # counts of the training masks (median_frequency)
+    # the config that built the model, stored in its checkpoints (a partial: Hydra would build its targets)
+    model = instantiate(cfg.model, _partial_=True)(model_config=OmegaConf.to_container(cfg.model, resolve=True))
     callbacks = instantiate_dict(cfg.get("callbacks"))
     if cfg.get("channels_last"):
         callbacks.append(ChannelsLast())

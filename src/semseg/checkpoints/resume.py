@@ -15,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from semseg.checkpoints.allowlist import targets_in
 from semseg.checkpoints.format import CHECKPOINT_KEY, LAST_CHECKPOINT
 from semseg.checkpoints.reading import read_checkpoint
-from semseg.data.class_frequency import MEDIAN_FREQUENCY
 from semseg.errors import SemsegError
 from semseg.utils.config import flatten
 
@@ -134,21 +133,6 @@ def newest_last_checkpoint(runs: Path) -> Path:
             "folder or the .ckpt file, or set paths.log_dir to where the earlier run wrote its logs."
         )
     return max(found, key=lambda path: path.stat().st_mtime)
-
-
-def counted_class_weights(current: dict, trained: dict) -> dict[str, list[float]]:
-    """The model keys (dotted) whose `class_weights: median_frequency` resumes with the numbers the
-    checkpoint's run counted, and those numbers.
-
-    The interrupted run replaced the setting by its numbers in the model config it saved; taking
-    them over keeps the loss of the resumed run exactly that run's, without counting again.
-    """
-    saved = flatten(trained)
-    return {
-        key.replace("/", "."): saved[key]
-        for key, value in flatten(current).items()
-        if key.endswith("class_weights") and value == MEDIAN_FREQUENCY and isinstance(saved.get(key), list)
-    }
 
 
 def check_same_model(path: Path, trained: dict, current: dict) -> None:

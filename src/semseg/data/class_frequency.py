@@ -1,4 +1,9 @@
-"""How often each class occurs in a split's masks, and the median-frequency class weights from it.
+"""Class weights, in one place: how often each class occurs in a split's masks, the median-frequency
+weights from it, and which numbers a run's losses get (counted afresh, or the resumed run's).
+
+The run set-up (semseg.run_setup) calls `class_weights_for_run` before the model is built and
+writes the numbers into the config, so the loss, the logged config and the checkpoint hold the
+same numbers; the loss itself only ever takes numbers.
 
 Counting reads every mask of the split once, through the dataset's own `read_mask` (so after its
 label mapping: data.label_map, Cityscapes' train ids), 255 left out. The counts are cached as
@@ -19,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
+from semseg.checkpoints.atomic import replaced_atomically
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
-from semseg.checkpoints.atomic import replaced_atomically
 
 log = logging.getLogger(__name__)
 
@@ -159,3 +164,75 @@ def median_frequency_weights(
     median = float(np.median(frequency[present]))
     weights = np.divide(median, frequency, out=np.full_like(frequency, float(absent_class_weight or 0)), where=present)
     return [float(f"{w:.6g}") for w in weights]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def weight_settings(model_config: dict, prefix: str = "model") -> dict[str, dict]:
+    """Every loss term's settings that has `class_weights`, by its dotted key: {"model.loss.ce": {...}}."""
+    found: dict[str, dict] = {}
+
+    def walk(node, key: str) -> None:
+        if isinstance(node, dict):
+            if "class_weights" in node:
+                found[key] = node
+            for name, value in node.items():
+                walk(value, f"{key}.{name}")
+
+    walk(model_config.get("loss"), f"{prefix}.loss")
+    return found
+
+
+def check_class_weights(settings: dict[str, dict], class_names: Sequence[str]) -> None:
+    """Refuse a class_weights setting that is neither null, median_frequency nor one number per class,
+    and an absent_class_weight that is no number >= 0."""
+    for key, term in settings.items():
+        absent = term.get("absent_class_weight")
+        if absent is not None and not (_is_number(absent) and absent >= 0):
+            raise SemsegError(f"absent_class_weight={absent!r} must be a number >= 0, e.g. 1.0, or null.")
+        weights = term.get("class_weights")
+        if weights is None or weights == MEDIAN_FREQUENCY:
+            continue
+        if isinstance(weights, str) or not isinstance(weights, list | tuple) or not all(_is_number(w) and w >= 0 for w in weights):
+            raise SemsegError(
+                f"{key}.class_weights={weights!r}: give null, {MEDIAN_FREQUENCY}, or one number >= 0 per "
+                "class, e.g. class_weights=[1.0,2.0,2.0]."
+            )
+        if len(weights) != len(class_names):
+            raise SemsegError(
+                f"{key}.class_weights has {len(weights)} weights but the data has {len(class_names)} "
+                f"classes {list(class_names)}; give one weight per class, e.g. {key}.class_weights="
+                f"[{','.join(['1.0'] * len(class_names))}], or {key}.class_weights={MEDIAN_FREQUENCY}."
+            )
+
+
+def class_weights_for_run(
+    model_config: dict, datamodule_of_counts, cache_dir: str | Path | None, trained_config: dict | None = None
+) -> dict[str, list[float]]:
+    """The numbers for every `class_weights: median_frequency` of a run's model config, by dotted key
+    ("model.loss.ce.class_weights").
+
+    A resumed run (`trained_config`: the model config its checkpoint stored, where the interrupted
+    run had written its numbers) takes them over, so its loss stays exactly that run's without
+    counting again. A fresh run counts the train split (`datamodule_of_counts()` builds the
+    datamodule; it is only called when something is counted), cached under `cache_dir`.
+    """
+    wanted = {key: term for key, term in weight_settings(model_config).items() if term["class_weights"] == MEDIAN_FREQUENCY}
+    if not wanted:
+        return {}
+    trained = weight_settings(trained_config) if trained_config is not None else {}
+    numbers = {f"{key}.class_weights": trained[key]["class_weights"] for key in wanted
+               if isinstance(trained.get(key, {}).get("class_weights"), list)}
+    fresh = [key for key in wanted if f"{key}.class_weights" not in numbers]
+    if fresh:
+        datamodule = datamodule_of_counts()
+        if not hasattr(datamodule, "splits"):
+            raise SemsegError(f"{fresh[0]}.class_weights={MEDIAN_FREQUENCY} needs the datamodule's train split.")
+        counts = class_frequencies(datamodule, "train", cache_dir)
+        for key in fresh:
+            setting = f"{key}.class_weights"
+            numbers[setting] = median_frequency_weights(counts, datamodule.class_names, setting, wanted[key].get("absent_class_weight"))
+            log.info("%s=%s: %s", setting, MEDIAN_FREQUENCY, numbers[setting])
+    return numbers

@@ -1,21 +1,29 @@
-"""Input normalisation: the statistics an encoder's pretrained weights expect.
+"""Input normalisation, settled in one place for every entry point.
 
-timm records them per model in its pretrained config (ImageNet's for most CNNs, 0.5 / 0.5 for
-EfficientNet-Lite, ViT and others). Normalising with the wrong ones quietly costs a pretrained
-encoder accuracy, so data configs take them from the encoder by default (`input_normalization`
-resolver) and checkpoints store them for eval and predict.
+`settle_normalization` decides the `mean` / `std` (on a 0-1 pixel scale, one per input channel)
+of a run: values given explicitly win, else those a checkpoint's model was trained with, else
+the statistics an encoder's pretrained weights expect. timm records those per model in its
+pretrained config (ImageNet's for most CNNs, 0.5 / 0.5 for EfficientNet-Lite, ViT and others);
+normalising with the wrong ones quietly costs a pretrained encoder accuracy. Training takes the
+encoder's through the `input_normalization` resolver in configs/train.yaml; eval, predict and
+export take the checkpoint's (semseg.run_setup.set_up_eval, semseg.export).
 """
+
+from collections.abc import Mapping
 
 import timm
 
+from semseg.errors import SemsegError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+KEYS = ("mean", "std")
 
 
 def encoder_normalization(encoder_name: str | None) -> dict[str, list[float]]:
     """{"mean": [...], "std": [...]} of a timm model's pretrained config; ImageNet's otherwise.
 
-    Models without a timm encoder (pixelwise, sliding_window) and names timm does not know get
+    Models without a timm encoder (pixelwise, patch classifier) and names timm does not know get
     ImageNet's statistics; an unknown name is reported when the encoder is built.
     """
     config = None
@@ -29,12 +37,43 @@ def encoder_normalization(encoder_name: str | None) -> dict[str, list[float]]:
     return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
-def stored_normalization(meta: dict) -> dict[str, list[float]]:
+def stored_normalization(meta: Mapping) -> dict[str, list[float]]:
     """The input normalisation a checkpoint's model was trained with.
 
     Checkpoints written before semseg stored it were all trained with ImageNet's statistics.
     """
     return {
-        "mean": list(meta.get("mean") or IMAGENET_MEAN),
-        "std": list(meta.get("std") or IMAGENET_STD),
+        "mean": [float(v) for v in meta.get("mean") or IMAGENET_MEAN],
+        "std": [float(v) for v in meta.get("std") or IMAGENET_STD],
     }
+
+
+def settle_normalization(
+    given: Mapping, meta: Mapping | None = None, encoder_name: str | None = None, prefix: str = ""
+) -> dict[str, list[float]]:
+    """`mean` and `std` for a run: `given` (explicit values; absent or None: not given), else the
+    checkpoint's (`meta`), else the encoder's.
+
+    Given values must be one positive (std) number per channel of the model; `prefix` is how the
+    keys are named in messages (`data.` for eval, nothing for predict).
+    """
+    if meta is not None:
+        default, source = stored_normalization(meta), "what the model was trained with"
+    else:
+        default, source = encoder_normalization(encoder_name), "what the encoder's weights expect"
+    settled = {}
+    for key in KEYS:
+        value = given.get(key)
+        settled[key] = default[key] if value is None else _checked(value, f"{prefix}{key}", default[key], source)
+    return settled
+
+
+def _checked(value, key: str, default: list[float], source: str) -> list[float]:
+    values = [value] if isinstance(value, int | float | str) else list(value)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if len(values) != len(default) or not numbers or (key.endswith("std") and min(values) <= 0):
+        raise SemsegError(
+            f"{key}={value} must be {len(default)} numbers, one per input channel"
+            f"{', all positive' if key.endswith('std') else ''}, e.g. {key}=[{','.join(f'{v:g}' for v in default)}] ({source})."
+        )
+    return [float(v) for v in values]

@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -11,10 +10,10 @@ from torchmetrics import MeanMetric
 
 from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from semseg.checkpoints.resume import optimizer_differences
-from semseg.data.class_frequency import MEDIAN_FREQUENCY, class_frequencies, median_frequency_weights
+from semseg.data.class_frequency import check_class_weights
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
-from semseg.models.losses import CrossEntropy, check_class_weights, cross_entropy_terms
+from semseg.models.losses import CrossEntropy, cross_entropy_terms
 from semseg.models.metrics import SegmentationScores
 from semseg.models.net import SampledLossNet, checked_net
 from semseg.models.param_groups import check_encoder, make_optimizer, parameter_groups
@@ -65,7 +64,8 @@ class SegmentationModule(L.LightningModule):
         super().__init__()
         self.net = checked_net(net)
         self.loss = loss if loss is not None else CrossEntropy()
-        check_class_weights(self.loss, class_names)
+        check_class_weights({key: {"class_weights": term.class_weights} for key, term in cross_entropy_terms(self.loss)},
+                            class_names)
         self.optimizer_groups = dict(optimizer_groups or {})
         check_encoder(net, self.optimizer_groups.get("encoder_lr_mult", 1.0))
         self.optimizer_factory = optimizer
@@ -86,37 +86,11 @@ class SegmentationModule(L.LightningModule):
         self.schedule_steps: int | None = None
         self._resumed_schedule_steps: int | None = None
         self._resumed_optimization: tuple[dict | None, dict | None] = (None, None)
-        # where counts of the training masks are cached (semseg.train: ${paths.data_dir}/.cache)
-        self.cache_dir: Path | None = None
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         if hasattr(datamodule, "description"):  # set up before the module, so its datasets exist
             self.data_description = datamodule.description()
-        if stage == "fit":
-            self._weigh_classes_by_frequency(datamodule)
-
-    def _weigh_classes_by_frequency(self, datamodule) -> None:
-        """Turn `class_weights: median_frequency` into numbers from the train split, before training.
-
-        The numbers replace the setting in the stored model config, so checkpoints, eval and a
-        resumed run use exactly them; they are logged as that config key.
-        """
-        terms = [(key, term) for key, term in cross_entropy_terms(self.loss)
-                 if term.class_weights == MEDIAN_FREQUENCY]
-        if not terms:
-            return
-        if not hasattr(datamodule, "splits"):
-            raise SemsegError(f"{terms[0][0]}.class_weights={MEDIAN_FREQUENCY} needs the datamodule's train split.")
-        counts = class_frequencies(datamodule, "train", self.cache_dir)
-        for key, term in terms:
-            setting = f"{key}.class_weights"
-            weights = median_frequency_weights(counts, self.class_names, setting, term.absent_class_weight)
-            term.set_class_weights(weights)
-            _set_key(self.model_config, setting.removeprefix("model."), weights)
-            log.info("%s=%s: %s", setting, MEDIAN_FREQUENCY, weights)
-            for logger in self.loggers:
-                logger.log_hyperparams({setting.replace(".", "/"): weights})
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -266,12 +240,3 @@ class SegmentationModule(L.LightningModule):
                            if term.class_weights is not None},
         )
 
-
-def _set_key(config: dict, dotted: str, value) -> None:
-    """Set `a.b.c` in nested dicts that already hold `a.b` (nothing when they do not: direct use)."""
-    *parents, last = dotted.split(".")
-    for name in parents:
-        config = config.get(name)
-        if not isinstance(config, dict):
-            return
-    config[last] = value

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from semseg.data.normalization import encoder_normalization
+from semseg.data.normalization import settle_normalization
 
 
 def mixed_precision() -> str:
@@ -53,8 +53,8 @@ def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
 
 
 def input_normalization(which: str, encoder_name: str | None = None) -> list[float]:
-    """`mean` or `std` that the encoder's pretrained weights expect (semseg.data.normalization)."""
-    return encoder_normalization(encoder_name)[which]
+    """`mean` or `std` of a training run given no values: what the encoder's pretrained weights expect."""
+    return settle_normalization({}, encoder_name=encoder_name)[which]
 
 
 def class_names_of(module: str) -> list[str]:
