@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
-from semseg.checkpoints.atomic import replaced_atomically
+from semseg.utils.atomic import replaced_atomically
 
 log = logging.getLogger(__name__)
 
