@@ -24,15 +24,9 @@ from semseg.data.normalization import stored_normalization
 from semseg.errors import SemsegError
 from semseg.launch import check_devices
 from semseg.loggers import finish_loggers, name_wandb_runs, use_run_dir
-from semseg.utils.config import (
-    CONFIG_DIR,
-    check_numbers,
-    instantiate,
-    instantiate_dict,
-    print_config_tree,
-    refuse_unknown_options,
-    report_user_errors,
-)
+from semseg.utils.cli import refuse_unknown_options, report_user_errors
+from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree
+from semseg.utils.number_settings import check_numbers
 from semseg.utils.run_info import write_metrics
 
 log = logging.getLogger("semseg.eval")

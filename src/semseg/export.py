@@ -27,7 +27,8 @@ from semseg.checkpoints.reading import load_model
 from semseg.data.normalization import stored_normalization
 from semseg.errors import SemsegError
 from semseg.onnx_net import METADATA_KEY, METADATA_VERSION
-from semseg.utils.config import CONFIG_DIR, print_config_tree, refuse_unknown_options, report_user_errors
+from semseg.utils.cli import refuse_unknown_options, report_user_errors
+from semseg.utils.config import CONFIG_DIR, print_config_tree
 from semseg.utils.preflight import check_writable
 
 log = logging.getLogger("semseg.export")

@@ -12,7 +12,7 @@ from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume, co
 from semseg.errors import SemsegError
 from semseg.launch import check_batch_split, check_devices, strategy_for
 from semseg.loggers import continue_wandb_run, name_wandb_runs, use_run_dir
-from semseg.utils.config import check_numbers
+from semseg.utils.number_settings import check_numbers
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
 from semseg.data.pairs import size_mismatch  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
 from semseg.errors import SemsegError  # noqa: E402
-from semseg.utils.config import CONFIG_DIR, instantiate, refuse_unknown_options, report_user_errors  # noqa: E402
+from semseg.utils.cli import refuse_unknown_options, report_user_errors  # noqa: E402
+from semseg.utils.config import CONFIG_DIR, instantiate  # noqa: E402
 
 log = logging.getLogger("semseg.data.inspect")
 
