@@ -130,7 +130,7 @@ def test_resuming_with_another_schedule_length_is_refused(make_cfg):
 OLD_CHECKPOINTS = REPO / "tests" / "data" / "checkpoints"
 OLD_RUNS = {
     "fcn8s": ["model=fcn8s", "+model.net.encoder.out_indices=[0,1,2]"],
-    "patch_classifier": ["model=sliding_window", "model.net.stages=[8]", "model.net.hidden=8"],
+    "patch_classifier": ["model=patch_classifier", "model.net.stages=[8]", "model.net.hidden=8"],
 }
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import InterpolationResolutionError, InterpolationToMissingValueError, MissingMandatoryValue
 
 from semseg.errors import SemsegError
-from semseg.utils.config import CONFIG_DIR
+from semseg.utils.config import CONFIG_DIR, config_options
 from semseg.utils.run_info import in_multirun
 
 
@@ -95,9 +95,13 @@ def unknown_option(overrides: list[str], config_dir: Path = Path(CONFIG_DIR)) ->
             continue
         choices = list(value.list) if isinstance(value, ChoiceSweep) else value if isinstance(value, list) else [value]
         for choice in choices:
-            if isinstance(choice, str) and not (folder / f"{choice}.yaml").is_file():
-                options = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
+            if not isinstance(choice, str):
+                continue
+            options = ", ".join(config_options(group, config_dir))
+            if not (folder / f"{choice}.yaml").is_file():
                 return f"{group}={choice}: there is no config {group}/{choice}.yaml; choose one of {options}."
+            if choice.startswith("_"):
+                return f"{group}={choice}: {group}/{choice}.yaml is a base other configs extend, not an option; choose one of {options}."
     return None
 
 

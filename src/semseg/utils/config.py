@@ -16,10 +16,21 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.errors import SemsegError
 from semseg.utils import resolvers
+from semseg.utils.deprecated_options import RENAMED
 
 resolvers.register()
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "configs")
+
+
+def config_options(group: str, config_dir: str | Path = CONFIG_DIR) -> list[str]:
+    """The options one chooses in a config group (`model=<option>`): its config files, less the
+    bases others extend (`_name.yaml`) and the old names of renamed options."""
+    old_names = RENAMED.get(group, {})
+    return sorted(
+        path.stem for path in (Path(config_dir) / group).glob("*.yaml")
+        if not path.stem.startswith("_") and path.stem not in old_names
+    )
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list:
