@@ -5,6 +5,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from semseg.utils.cli import unknown_option
 from semseg.utils.config import config_options, instantiate_dict
 from semseg.utils.deprecated_options import warn_deprecated_choices
 from tests.helpers.cli import PYTHON, run_cli
@@ -48,6 +49,13 @@ def test_the_old_name_model_sliding_window_composes_to_patch_classifier_and_warn
                       f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
     output = result.stdout + result.stderr
     assert output.count("model=sliding_window is deprecated") == 1 and "semseg: error: trainer.devices=0" in output, output[-3000:]
+
+
+def test_the_base_of_the_model_configs_is_no_option():
+    assert "_module" not in options("model") and "unet" in options("model")
+    message = unknown_option(["model=_module"])
+    assert message.startswith("model=_module: model/_module.yaml is a base other configs extend, not an option")
+    assert "_module," not in message and "sliding_window" not in message
 
 
 def test_eval_config_composes_and_requires_a_checkpoint(make_cfg):
