@@ -20,7 +20,7 @@ RENAMED = {"model": {"sliding_window": "patch_classifier"}}
 def deprecated_choices(choices: Mapping[str, str | None]) -> list[str]:
     """The warnings for the renamed options among a run's `hydra.runtime.choices`."""
     return [
-        f"{group}={old} is deprecated, it is the same config as {group}={new}: use {group}={new}"
+        f"{group}={old} is deprecated: use {group}={new} (the same config)"
         for group, renamed in RENAMED.items()
         for old, new in renamed.items()
         if choices.get(group) == old
