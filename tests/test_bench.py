@@ -64,7 +64,7 @@ def test_steady_intervals_drop_warmup_per_epoch():
 
 
 def test_growth_covers_every_model_config():
-    assert {"unet", "fcn8s", "sliding_window", "pixelwise"} <= set(growth.model_names())
+    assert {"unet", "fcn8s", "patch_classifier", "pixelwise"} <= set(growth.model_names())
     assert growth.step_seconds("pixelwise", 32, batch_size=1, repeats=1) > 0
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semseg.checkpoints import atomic
-from semseg.checkpoints.atomic import AtomicCheckpointIO
+from semseg.utils import atomic
+from semseg.utils.atomic import AtomicCheckpointIO
 from semseg.errors import SemsegError
 from semseg.train import train
 from tests.helpers.settings import REPO, TINY_DATA_OVERRIDES
@@ -84,7 +84,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_tempora
 def test_a_killed_write_leaves_a_temporary_that_the_next_write_removes(tmp_path):
     """A write killed mid-way (SIGKILL: no clean-up runs) leaves `.last.ckpt.<pid>.<id>.tmp`."""
     script = (
-        "import os, signal, torch; from semseg.checkpoints.atomic import replaced_atomically\n"
+        "import os, signal, torch; from semseg.utils.atomic import replaced_atomically\n"
         f"with replaced_atomically({str(tmp_path / 'last.ckpt')!r}) as file:\n"
         "    file.write(b'x' * 1000); file.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -130,7 +130,7 @@ def test_resuming_with_another_schedule_length_is_refused(make_cfg):
 OLD_CHECKPOINTS = REPO / "tests" / "data" / "checkpoints"
 OLD_RUNS = {
     "fcn8s": ["model=fcn8s", "+model.net.encoder.out_indices=[0,1,2]"],
-    "patch_classifier": ["model=sliding_window", "model.net.stages=[8]", "model.net.hidden=8"],
+    "patch_classifier": ["model=patch_classifier", "model.net.stages=[8]", "model.net.hidden=8"],
 }
 
 
@@ -173,7 +173,7 @@ def test_an_old_checkpoint_evaluates(make_cfg):
 
 def test_the_resume_logic_does_not_import_the_models():
     """Callbacks import it; the models stay out of processes that only need checkpoints."""
-    code = ("import sys, semseg.checkpoints.resume, semseg.checkpoints.atomic, semseg.callbacks.preemption; "
+    code = ("import sys, semseg.checkpoints.resume, semseg.utils.atomic, semseg.callbacks.preemption; "
             "print(sorted(m for m in sys.modules if m.startswith('semseg.models')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -1,20 +1,21 @@
 """Every config composes, resolves and instantiates its lightweight parts."""
 
-from pathlib import Path
-
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from semseg.utils.config import CONFIG_DIR, instantiate_dict
+from semseg.utils.cli import unknown_option
+from semseg.utils.config import config_options, instantiate_dict
+from semseg.utils.deprecated_options import warn_deprecated_choices
+from tests.helpers.cli import PYTHON, run_cli
 
 GROUPS = ["data", "model", "model/encoder", "model/optimizer", "model/scheduler", "model/loss", "trainer",
           "logger", "callbacks", "experiment", "debug"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+    return config_options(group)
 
 
 CASES = [(group, option) for group in GROUPS for option in options(group)]
@@ -34,6 +35,27 @@ def test_train_config_composes_and_resolves(make_cfg, group, option):
     assert cfg.model.net.num_classes == cfg.data.num_classes == len(cfg.data.class_names)
     for part in instantiate_dict(cfg.get("callbacks")) + instantiate_dict(cfg.get("logger")):
         assert part is not None
+
+
+def test_the_old_name_model_sliding_window_composes_to_patch_classifier_and_warns(make_cfg, data_dir, tmp_path, caplog):
+    new = OmegaConf.to_yaml(make_cfg(["model=patch_classifier"]).model)
+    assert OmegaConf.to_yaml(make_cfg(["model=sliding_window"]).model) == new
+    assert "sliding_window" not in options("model")
+    with caplog.at_level("WARNING", logger="semseg"):
+        (message,) = warn_deprecated_choices()
+    assert message == caplog.messages[-1] and "model=sliding_window is deprecated" in message and "use model=patch_classifier" in message
+    # on the command line too: one line, when the job starts (here it then stops at trainer.devices=0)
+    result = run_cli([PYTHON, "-m", "semseg.train", "model=sliding_window", "trainer.devices=0", "logger=none",
+                      f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}"], cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert output.count("model=sliding_window is deprecated") == 1 and "semseg: error: trainer.devices=0" in output, output[-3000:]
+
+
+def test_the_base_of_the_model_configs_is_no_option():
+    assert "_module" not in options("model") and "unet" in options("model")
+    message = unknown_option(["model=_module"])
+    assert message.startswith("model=_module: model/_module.yaml is a base other configs extend, not an option")
+    assert "_module," not in message and "sliding_window" not in message
 
 
 def test_eval_config_composes_and_requires_a_checkpoint(make_cfg):

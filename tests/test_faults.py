@@ -23,7 +23,8 @@ from semseg.data.folder import FolderDataset
 from semseg.errors import SemsegError
 from semseg.predict import find_images, predict
 from semseg.train import train
-from semseg.utils.config import compose_config, refuse_unknown_options, unknown_option
+from semseg.utils.cli import refuse_unknown_options, unknown_option
+from semseg.utils.config import compose_config
 from tests.helpers.cli import PYTHON, run_cli
 from tests.helpers.disk_formats import write_jpeg, write_png
 from tests.helpers.settings import REPO, TINY_DATA_OVERRIDES

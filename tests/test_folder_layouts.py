@@ -10,7 +10,7 @@ import scipy.ndimage
 from PIL import Image
 
 from semseg.data.folder import FolderDataset, label_lookup
-from semseg.utils.config import template_hint
+from semseg.utils.cli import template_hint
 from semseg.data.inspect import inspect_dataset
 from semseg.data.io import read_mask
 from semseg.errors import SemsegError

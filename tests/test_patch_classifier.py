@@ -75,7 +75,7 @@ def test_training_samples_pixels_with_their_own_targets():
 
 
 def test_trained_model_gives_the_same_logits_in_both_modes(make_cfg):
-    cfg = make_cfg(["model=sliding_window", "trainer.max_epochs=2", "model/scheduler=constant",
+    cfg = make_cfg(["model=patch_classifier", "trainer.max_epochs=2", "model/scheduler=constant",
                     "logger=csv", "model.net.num_samples=32"])
     metrics = train(cfg)
     assert metrics["test/mIoU"] > 0

@@ -17,7 +17,7 @@ def test_notebook_executes_headless_at_a_tiny_size(tmp_path, data_dir):
     text = "".join(output.get("text", "") for output in outputs)
     assert "naive ÷ dense time" in text and "| 48² |" in text
     assert "48² naive: measured on 1536 pixels" in text
-    for name in ["sliding_window", "fcn8s", "unet"]:
+    for name in ["patch_classifier", "fcn8s", "unet"]:
         assert f"{name}: test mIoU" in text
     pictures = [output for output in outputs if "image/png" in output.get("data", {})]
     assert len(pictures) == 2, json.dumps([output.get("output_type") for output in outputs])

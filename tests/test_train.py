@@ -16,7 +16,7 @@ from tests.helpers.settings import REPO, SHORT_RUN, TINY_DATA_OVERRIDES
 
 
 @pytest.mark.parametrize("model", ["fcn32s", "fcn16s", "fcn8s", "unet", "deeplabv3plus", "upernet", "segformer",
-                                   "pixelwise", "sliding_window"])
+                                   "pixelwise", "patch_classifier"])
 def test_fast_dev_run_for_every_model(make_cfg, model):
     metrics = train(make_cfg([f"model={model}", "debug=fdr"]))
     assert {"train/loss", "val/mIoU", "test/mIoU", "test/pixel_acc"} <= set(metrics)

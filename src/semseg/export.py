@@ -12,7 +12,6 @@ from PyTorch's fail the export, and `output` is only replaced by a file that pas
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -23,12 +22,13 @@ import onnxruntime
 import torch
 from omegaconf import DictConfig
 
-from semseg.checkpoints.atomic import remove_stale_temporaries, temporary_path
+from semseg.utils.atomic import replaced_by_name
 from semseg.checkpoints.reading import load_model
 from semseg.data.normalization import settle_normalization
 from semseg.errors import SemsegError
 from semseg.onnx_net import METADATA_KEY, METADATA_VERSION
-from semseg.utils.config import CONFIG_DIR, print_config_tree, refuse_unknown_options, report_user_errors
+from semseg.utils.cli import refuse_unknown_options, report_user_errors
+from semseg.utils.config import CONFIG_DIR, print_config_tree
 from semseg.utils.preflight import check_writable
 
 log = logging.getLogger("semseg.export")
@@ -96,14 +96,9 @@ def export(cfg: DictConfig) -> Path:
     net = model.net.eval()
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(2, 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
-    remove_stale_temporaries(output.parent)  # left by an export that was killed
-    partial = temporary_path(output)  # an existing file stays until the new one is checked
-    try:
+    with replaced_by_name(output) as partial:  # an existing file stays until the new one is checked
         write_onnx(net, meta, partial, example, cfg.opset)
         difference = check_against_pytorch(net, partial, example, cfg.tolerance)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     log.info("wrote %s (ONNX Runtime vs PyTorch: max |logit difference| %.2g on %s)", output, difference, list(example.shape))
     return output
 

@@ -28,13 +28,8 @@ from semseg.data.io import IMAGE_SUFFIXES, image_files, read_image
 from semseg.data.palette import colorize, save_palette_png
 from semseg.errors import SemsegError
 from semseg.run_setup import set_up_eval
-from semseg.utils.config import (
-    CONFIG_DIR,
-    instantiate,
-    print_config_tree,
-    refuse_unknown_options,
-    report_user_errors,
-)
+from semseg.utils.cli import refuse_unknown_options, report_user_errors
+from semseg.utils.config import CONFIG_DIR, instantiate, print_config_tree
 
 log = logging.getLogger("semseg.predict")
 

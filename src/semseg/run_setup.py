@@ -18,7 +18,8 @@ from semseg.data.normalization import settle_normalization
 from semseg.errors import SemsegError
 from semseg.launch import check_batch_split, check_devices, strategy_for
 from semseg.loggers import check_wandb_settings, multirun_wandb_names, resumed_wandb_run, use_run_dir
-from semseg.utils.config import check_numbers, instantiate
+from semseg.utils.config import instantiate
+from semseg.utils.number_settings import check_numbers
 
 log = logging.getLogger(__name__)
 

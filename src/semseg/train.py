@@ -22,14 +22,8 @@ from semseg.checkpoints.reading import best_score
 from semseg.errors import SemsegError
 from semseg.loggers import finish_loggers, log_run_config
 from semseg.run_setup import set_up_run
-from semseg.utils.config import (
-    CONFIG_DIR,
-    instantiate,
-    instantiate_dict,
-    print_config_tree,
-    refuse_unknown_options,
-    report_user_errors,
-)
+from semseg.utils.cli import refuse_unknown_options, report_user_errors
+from semseg.utils.config import CONFIG_DIR, instantiate, instantiate_dict, print_config_tree
 from semseg.utils.run_info import write_metrics
 
 log = logging.getLogger("semseg.train")

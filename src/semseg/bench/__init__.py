@@ -1,6 +1,7 @@
 """The benchmark suite behind `make bench` (`python -m semseg.bench`): one module per question.
 
-    patch_classifier  what FCN saved: the sliding-window patch classifier (naive, dense), FCN-8s, U-Net
+    sliding_window_cost  what FCN saved: the sliding-window patch classifier (naive, dense), FCN-8s,
+                    U-Net (`--only patch_classifier`)
     overhead        what Lightning + Hydra cost: a plain PyTorch loop vs `semseg.train`
     pipeline        does the DataLoader keep up with training; albumentations vs torchvision v2
     peer            semseg's U-Net vs segmentation_models_pytorch's Unet on the same encoder
@@ -13,16 +14,16 @@ from semseg.bench.memory import (
     predict_peak_rss,
     write_random_checkpoint,
 )
-from semseg.bench.patch_classifier import (
+from semseg.bench.sliding_window_cost import (
     build_nets,
     format_table,
     measure,
-    model_config,
+    composed_model_config,
     run_benchmark,
 )
 from semseg.bench.timing import count_flops, median_seconds
 
 __all__ = [
-    "build_nets", "count_flops", "format_table", "measure", "measure_predict_memory", "median_seconds",
-    "model_config", "predict_peak_rss", "run_benchmark", "write_random_checkpoint",
+    "build_nets", "composed_model_config", "count_flops", "format_table", "measure", "measure_predict_memory",
+    "median_seconds", "predict_peak_rss", "run_benchmark", "write_random_checkpoint",
 ]

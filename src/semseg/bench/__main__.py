@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench import architectures, growth, memory, onnx_latency, overhead, patch_classifier, peer, pipeline
+from semseg.bench import architectures, growth, memory, onnx_latency, overhead, peer, pipeline, sliding_window_cost
 from semseg.bench.timing import write_report
 
 PARTS = {
-    "patch_classifier": lambda args: patch_classifier.report(args.sizes, args.repeats, args.naive_max_pixels),
+    "patch_classifier": lambda args: sliding_window_cost.report(args.sizes, args.repeats, args.naive_max_pixels),
     "overhead": lambda args: overhead.report(),
     "pipeline": lambda args: pipeline.report(),
     "peer": lambda args: peer.report(args.peer_steps),

@@ -5,23 +5,22 @@ window), backward and an AdamW step, on a random batch; median of `repeats` afte
 """
 
 import warnings
-from pathlib import Path
 
 import torch
 
-from semseg.bench.patch_classifier import model_config
+from semseg.bench.sliding_window_cost import composed_model_config
 from semseg.bench.timing import markdown_table, median_seconds, section
-from semseg.utils.config import CONFIG_DIR, instantiate
+from semseg.utils.config import config_options, instantiate
 
 
 def model_names() -> list[str]:
-    """Every config of the `model` group."""
-    return sorted(path.stem for path in (Path(CONFIG_DIR) / "model").glob("*.yaml"))
+    """Every option of the `model` group."""
+    return config_options("model")
 
 
 def step_seconds(name: str, size: int, batch_size: int, repeats: int) -> float:
     torch.manual_seed(0)
-    module = instantiate(model_config(name)).train()
+    module = instantiate(composed_model_config(name)).train()
     optimizer = module.optimizer_factory(params=module.parameters())
     batch = {"image": torch.randn(batch_size, 3, size, size),
              "mask": torch.randint(0, module.net.num_classes, (batch_size, size, size))}
@@ -46,5 +45,5 @@ def report(sizes=(128, 256, 512), batch_size: int = 2, repeats: int = 3, models:
     return section("Growth: time per training step against resolution", table, [
         f"Batch {batch_size}, default config of each model (encoders: `tiny_resnet`), random images; "
         f"forward + loss + backward + AdamW, median of {repeats} after one warm-up. The pixel count "
-        f"grows {(sizes[-1] / sizes[0]) ** 2:.0f}× from {sizes[0]}² to {sizes[-1]}². `sliding_window` "
+        f"grows {(sizes[-1] / sizes[0]) ** 2:.0f}× from {sizes[0]}² to {sizes[-1]}². `patch_classifier` "
         "trains on 64 sampled pixels per image, so its step cost barely depends on the image size."])

@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from semseg.bench.patch_classifier import model_config
+from semseg.bench.sliding_window_cost import composed_model_config
 from semseg.bench.timing import markdown_table, section
 from semseg.models.module import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from semseg.utils.config import instantiate
@@ -57,7 +57,7 @@ def predict_peak_rss(overrides: list[str]) -> float:
 
 def write_random_checkpoint(path: Path, model: str = "unet") -> Path:
     """A checkpoint in semseg.train's format with random weights, for memory measurements."""
-    cfg = model_config(model)
+    cfg = composed_model_config(model)
     module = instantiate(cfg)
     checkpoint = {
         "state_dict": module.state_dict(),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from semseg.bench.patch_classifier import model_config
+from semseg.bench.sliding_window_cost import composed_model_config
 from semseg.bench.timing import alternate, markdown_table, median, seconds, section
 from semseg.export import write_onnx
 from semseg.inference import Inference
@@ -23,7 +23,7 @@ CASES = [((512, 512), "whole"), ((1024, 2048), "whole"), ((1024, 2048), "slide")
 
 def sides(name: str, folder: Path) -> dict:
     torch.manual_seed(0)
-    net = instantiate(model_config(name).net).eval()
+    net = instantiate(composed_model_config(name).net).eval()
     meta = {"class_names": [f"class{c}" for c in range(net.num_classes)], "mean": None, "std": None}
     path = folder / f"{name}.onnx"
     write_onnx(net, meta, path, torch.randn(1, 3, 97, 131))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semseg.checkpoints.atomic import replaced_atomically
+from semseg.utils.atomic import replaced_atomically
 from semseg.data.io import IGNORE_INDEX, stored_size
 from semseg.errors import SemsegError, listed  # noqa: F401  (readers import `listed` from here too)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as LABELS
 
+from semseg.data.image_mask_dataset import ImageMaskDataset
 from semseg.data.io import IGNORE_INDEX, read_mask
-from semseg.data.pairs import ImageMaskDataset
 from semseg.errors import SemsegError
 
 _TRAIN_LABELS = sorted((label for label in LABELS if 0 <= label.trainId < IGNORE_INDEX), key=lambda l: l.trainId)

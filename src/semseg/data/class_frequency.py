@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from semseg.checkpoints.atomic import replaced_atomically
 from semseg.data.io import IGNORE_INDEX
 from semseg.errors import SemsegError
+from semseg.utils.atomic import replaced_atomically
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from semseg.data.image_mask_dataset import size_mismatch  # noqa: E402
 from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
-from semseg.data.pairs import size_mismatch  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
 from semseg.errors import SemsegError  # noqa: E402
-from semseg.utils.config import CONFIG_DIR, instantiate, refuse_unknown_options, report_user_errors  # noqa: E402
+from semseg.utils.cli import refuse_unknown_options, report_user_errors  # noqa: E402
+from semseg.utils.config import CONFIG_DIR, instantiate  # noqa: E402
 
 log = logging.getLogger("semseg.data.inspect")
 

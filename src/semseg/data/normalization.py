@@ -23,7 +23,7 @@ KEYS = ("mean", "std")
 def encoder_normalization(encoder_name: str | None) -> dict[str, list[float]]:
     """{"mean": [...], "std": [...]} of a timm model's pretrained config; ImageNet's otherwise.
 
-    Models without a timm encoder (pixelwise, patch classifier) and names timm does not know get
+    Models without a timm encoder (pixelwise, patch_classifier) and names timm does not know get
     ImageNet's statistics; an unknown name is reported when the encoder is built.
     """
     config = None

@@ -11,7 +11,7 @@ file loading as Pascal VOC itself.
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from semseg.data.pairs import ImageMaskDataset
+from semseg.data.image_mask_dataset import ImageMaskDataset
 from semseg.errors import SemsegError
 
 SPLIT_DIR = Path("ImageSets") / "Segmentation"

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from semseg.checkpoints.atomic import replaced_atomically
+from semseg.utils.atomic import replaced_atomically
 from semseg.utils.run_info import in_multirun
 
 RECORD = "job_result.json"

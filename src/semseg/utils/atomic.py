@@ -1,4 +1,5 @@
-"""Files that take their place only once written whole: checkpoints, and the sweep leaderboard."""
+"""Files that take their place only once written whole: checkpoints, the sweep leaderboard,
+annotation caches, class frequencies, ONNX exports."""
 
 import contextlib
 import os
@@ -57,6 +58,22 @@ def temporary_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
+def replaced_by_name(path: str | Path) -> Iterator[Path]:
+    """A temporary file name to write, for writers that take a name (`torch.onnx.export`), that
+    replaces `path` when the block ends without an error; on an error it is removed and `path`
+    stays as it was. Temporaries that a killed process left in the folder are removed first.
+    """
+    path = Path(path)
+    remove_stale_temporaries(path.parent)
+    temporary = temporary_path(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     """A binary file to write that replaces `path` when the block ends without an error.
 
@@ -68,17 +85,10 @@ def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path.parent)
-    temporary = temporary_path(path)
-    try:
-        with open(temporary, "xb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with replaced_by_name(path) as temporary, open(temporary, "xb") as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

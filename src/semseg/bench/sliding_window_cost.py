@@ -22,7 +22,7 @@ METHODS = ("naive", "dense", "fcn8s", "unet")
 MIN_STRIP_ROWS = 32  # taller than the reflect padding of the sliding window's patch
 
 
-def model_config(name: str):
+def composed_model_config(name: str):
     """The `model=<name>` config of a training run, composed as `semseg.train` would."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train.yaml", overrides=[f"model={name}"])
@@ -32,14 +32,14 @@ def model_config(name: str):
 def build_nets(seed: int = 0) -> dict[str, torch.nn.Module]:
     """The four methods: one sliding-window net in both inference modes, FCN-8s and U-Net."""
     torch.manual_seed(seed)
-    sliding = instantiate(model_config("sliding_window").net).eval()
-    naive = instantiate(model_config("sliding_window").net, mode="naive").eval()
+    sliding = instantiate(composed_model_config("patch_classifier").net).eval()
+    naive = instantiate(composed_model_config("patch_classifier").net, mode="naive").eval()
     naive.load_state_dict(sliding.state_dict())
     return {
         "naive": naive,
         "dense": sliding,
-        "fcn8s": instantiate(model_config("fcn8s").net).eval(),
-        "unet": instantiate(model_config("unet").net).eval(),
+        "fcn8s": instantiate(composed_model_config("fcn8s").net).eval(),
+        "unet": instantiate(composed_model_config("unet").net).eval(),
     }
 
 
