@@ -169,8 +169,19 @@ def test_nodata_pixels_become_ignore_before_transforms(tmp_path):
         image, mask = dataset.load(index)
         assert image.dtype == np.float32 and image.shape[-1] == 4
         assert (mask[:3, :3] == 255).all() and (mask[3:, 3:] != 255).all()
+        assert (image[:3, :3] == 0).all() and (image[3:, 3:] > 0).all()  # every band of a nodata pixel is 0
     plain = FolderDataset(tmp_path, "train", num_classes=2, in_channels=4)
     assert (plain.load(0)[1] != 255).all()
+
+
+def test_nan_nodata_of_float_images_never_reaches_the_network(tmp_path):
+    from semseg.data.io import read_image_and_nodata
+
+    image = np.random.default_rng(12).random((3, 20, 30)).astype(np.float32)
+    image[2, 5:7, 5:9] = np.nan
+    tifffile.imwrite(tmp_path / "f.tif", image)
+    read, nodata = read_image_and_nodata(tmp_path / "f.tif", in_channels=3, nodata=float("nan"))
+    assert read.dtype == np.float32 and not np.isnan(read).any() and nodata.sum() == 8 and (read[nodata] == 0).all()
 
 
 def scale_crop(crop: int, bands: int) -> A.Compose:

@@ -3,8 +3,9 @@ checked once, and the RGB view of an N-band image for figures and overlays.
 
 `in_channels` is the number of bands the model takes (3 by default, 8-bit RGB as always);
 `bands` the 0-based bands of each file to use, in order (null: all of them); `nodata` a value
-that marks pixels without data (any selected band equal to it as stored in the file): their mask
-becomes 255 (ignored) before transforms, and band statistics leave them out; `rgb_bands` the three
+that marks pixels without data (any selected band equal to it as stored in the file, NaN too):
+their mask becomes 255 (ignored) and their bands 0 before transforms, and band statistics leave
+them out; `rgb_bands` the three
 bands a figure shows as red, green, blue (null: the first three; one band is shown as gray).
 """
 

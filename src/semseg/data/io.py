@@ -126,17 +126,25 @@ def read_image_and_nodata(
     path: str | Path, in_channels: int = 3, bands: Sequence[int] | None = None, nodata: float | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """`read_image`, and where `nodata` is given, the (H, W) bool map of the pixels where any of
-    the selected bands holds exactly `nodata` as stored in the file (before scaling); else None."""
+    the selected bands holds `nodata` as stored in the file (before scaling; NaN matches NaN), else
+    None. Those pixels are set to 0 in every band (as padding is), so a fill value such as -9999
+    or NaN never reaches the network."""
     path = Path(path)
     if in_channels == 3 and bands is None and reads_as_rgb(path):
-        image = read_rgb(path)
-        return image, (None if nodata is None else (image == nodata).any(axis=-1))
-    stored = read_bands(path)
-    raw = select_bands(stored, bands, path)
-    if raw.shape[-1] != in_channels:
-        raise SemsegError(band_count_message(path, stored.shape[-1], in_channels, bands))
-    invalid = None if nodata is None else (raw == nodata).any(axis=-1)
-    return unit_scale(raw, path), invalid
+        raw = image = read_rgb(path)
+    else:
+        stored = read_bands(path)
+        raw = select_bands(stored, bands, path)
+        if raw.shape[-1] != in_channels:
+            raise SemsegError(band_count_message(path, stored.shape[-1], in_channels, bands))
+        image = unit_scale(raw, path)
+    if nodata is None:
+        return image, None
+    invalid = (np.isnan(raw) if np.isnan(nodata) else raw == nodata).any(axis=-1)
+    if invalid.any():
+        image = image.copy() if image is raw else image
+        image[invalid] = 0
+    return image, invalid
 
 
 def band_count_message(path: Path, count: int, in_channels: int, bands) -> str:
