@@ -227,6 +227,17 @@ def test_the_training_pipeline_runs_on_n_bands_and_keeps_masks_aligned(bands, ca
         assert np.allclose(out["image"][:, ~labelled], (0 - 0.5) / 0.25)  # padding: 0 before normalising
 
 
+def test_the_rgb_only_list_is_what_albumentations_refuses_on_other_band_counts():
+    """Each listed transform fails on 4 bands (so dropping it loses nothing that would run); band-agnostic
+    image-only transforms run (so they stay)."""
+    image = np.random.default_rng(13).random((16, 16, 4), dtype=np.float32)
+    for name in sorted(RGB_ONLY_TRANSFORMS):
+        with pytest.raises(Exception):  # noqa: B017 (albumentations raises TypeError or ValueError)
+            A.Compose([getattr(A, name)(p=1)], seed=0)(image=image)
+    for kept in (A.GaussianBlur(p=1), A.RandomBrightnessContrast(p=1), A.GaussNoise(p=1), A.RandomGamma(p=1)):
+        assert A.Compose([kept], seed=0)(image=image)["image"].shape == image.shape
+
+
 def test_the_datamodule_drops_rgb_only_transforms_only_for_other_band_counts(tmp_path):
     write_folder(tmp_path, np.random.default_rng(7))
     splits = {"train": "train", "val": "val", "test": "val"}

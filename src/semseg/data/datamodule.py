@@ -191,9 +191,9 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def description(self) -> dict:
         """What inference outside this module needs to reproduce it: classes, normalisation, colours,
-        and the input bands (in_channels, bands, rgb_bands)."""
+        and how images are read (in_channels, bands, nodata, rgb_bands)."""
         return {"class_names": self.class_names, "mean": self.mean, "std": self.std, "palette": self.palette,
-                "in_channels": self.in_channels, "bands": self.bands, "rgb_bands": self.rgb_bands}
+                "in_channels": self.in_channels, "bands": self.bands, "nodata": self.nodata, "rgb_bands": self.rgb_bands}
 
     def prepare_data(self) -> None:
         if self.prepare is not None:
