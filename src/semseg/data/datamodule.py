@@ -7,8 +7,10 @@ import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from semseg.data.bands import check_band_options, rgb_band_indices
 from semseg.data.io import IGNORE_INDEX
 from semseg.data.resumable import resumable_training_data
+from semseg.data.transforms import drop_rgb_only
 from semseg.data.verify import verify_files
 from semseg.errors import SemsegError
 
@@ -62,6 +64,33 @@ def pad_collate(items: list[dict]) -> dict:
     return {"image": images, "mask": masks, "size": sizes, **rest}
 
 
+class BandedDatasets:
+    """A dataset factory whose datasets read images with the band settings (`set_bands`).
+
+    Its repr is the factory's while the settings are the defaults, so caches keyed by it
+    (semseg.data.class_frequency) stay valid for RGB data.
+    """
+
+    def __init__(self, factory: Callable[..., Dataset], options: dict):
+        self.factory, self.options = factory, dict(options)
+
+    def __call__(self, **kwargs) -> Dataset:
+        dataset = self.factory(**kwargs)
+        if hasattr(dataset, "set_bands"):
+            dataset.set_bands(**self.options)
+        elif self.options != dict(in_channels=3, bands=None, nodata=None):
+            raise SemsegError(
+                f"{type(dataset).__name__} reads its images itself and takes no data.in_channels / data.bands / "
+                "data.nodata; leave them at their defaults (3, null, null) for this dataset."
+            )
+        return dataset
+
+    def __repr__(self) -> str:
+        if self.options == dict(in_channels=3, bands=None, nodata=None):
+            return repr(self.factory)
+        return f"{self.factory!r} with {self.options}"
+
+
 class SegmentationDataModule(L.LightningDataModule):
     """Builds train/val/test datasets from one dataset factory and serves them in batches.
 
@@ -86,6 +115,11 @@ class SegmentationDataModule(L.LightningDataModule):
             (VOC, Cityscapes) or else the VOC colour map.
         verify: read and check every pair of each split once when it is set up, so a broken
             file stops the run in its first minute (semseg.data.verify).
+        in_channels, bands, nodata, rgb_bands: how images are read and shown (semseg.data.bands):
+            the model's input bands (3: 8-bit RGB), the files' 0-based bands to use, the value of
+            pixels without data (their mask becomes 255), the bands figures show as RGB. With
+            in_channels other than 3, the transforms' RGB-only steps are left out
+            (semseg.data.transforms).
     """
 
     def __init__(
@@ -107,9 +141,16 @@ class SegmentationDataModule(L.LightningDataModule):
         std: Sequence[float] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
         verify: bool = False,
+        in_channels: int = 3,
+        bands: Sequence[int] | None = None,
+        nodata: float | None = None,
+        rgb_bands: Sequence[int] | None = None,
     ):
         super().__init__()
-        self.dataset = dataset
+        options = check_band_options(in_channels, bands, nodata, rgb_bands)
+        self.in_channels, self.bands, self.nodata = options["in_channels"], options["bands"], options["nodata"]
+        self.rgb_bands = rgb_band_indices(self.in_channels, rgb_bands)
+        self.dataset = BandedDatasets(dataset, options)
         self.class_names = class_list(class_names)
         if num_classes is not None and num_classes != len(self.class_names):
             raise SemsegError(
@@ -124,6 +165,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.prepare = prepare
         self.download = download
         self.crop_size = tuple(crop_size) if crop_size is not None else None
+        train_transform = drop_rgb_only(train_transform, self.in_channels, "data.train_transform")
+        eval_transform = drop_rgb_only(eval_transform, self.in_channels, "data.eval_transform")
         self.transforms = {"train": train_transform, "val": eval_transform, "test": eval_transform}
         self.mean = [float(v) for v in mean] if mean is not None else None
         self.std = [float(v) for v in std] if std is not None else None
@@ -147,8 +190,10 @@ class SegmentationDataModule(L.LightningDataModule):
         return None
 
     def description(self) -> dict:
-        """What inference outside this module needs to reproduce it: classes, normalisation, colours."""
-        return {"class_names": self.class_names, "mean": self.mean, "std": self.std, "palette": self.palette}
+        """What inference outside this module needs to reproduce it: classes, normalisation, colours,
+        and how images are read (in_channels, bands, nodata, rgb_bands)."""
+        return {"class_names": self.class_names, "mean": self.mean, "std": self.std, "palette": self.palette,
+                "in_channels": self.in_channels, "bands": self.bands, "nodata": self.nodata, "rgb_bands": self.rgb_bands}
 
     def prepare_data(self) -> None:
         if self.prepare is not None:

@@ -12,6 +12,10 @@ first group is the key (DRIVE's `21_training.tif` and `21_manual1.gif`: `pair_ke
 Splits are folders by default; one folder is split by `split_fractions` (a seeded hash of each
 name, see semseg.data.splits) or by `split_files` (lists of names, as VOC's ImageSets).
 
+Images are read by semseg.data.io with `in_channels`, `bands` and `nodata` (semseg.data.bands):
+8-bit RGB by default; multi-band and 16-bit TIFFs (GeoTIFF too) with data.in_channels /
+data.bands, as float32 on a 0-1 scale; pixels equal to `nodata` in any band get mask 255.
+
 Masks hold raw values: 8-bit grayscale, palette or 1-bit files, or RGB colour-coded ones with
 `colors` (the i-th colour is raw value i); `mask_threshold` reads binary masks of any format,
 JPEG too, as 0/1. `reduce_zero_label` (ADE20K's convention) makes raw 0 ignore and raw k class
@@ -209,8 +213,11 @@ class FolderDataset(ImageMaskDataset):
         split_seed: int = 0,
         split_files: Mapping[str, str] | None = None,
         transform=None,
+        in_channels: int = 3,
+        bands: Sequence[int] | None = None,
+        nodata: float | None = None,
     ):
-        super().__init__(num_classes, transform)
+        super().__init__(num_classes, transform, in_channels=in_channels, bands=bands, nodata=nodata)
         self.root, self.split = Path(root), split
         self.colors = [list(c) for c in colors] if colors else None
         self.reduce_zero_label = bool(reduce_zero_label)

@@ -7,9 +7,11 @@ Per split (each distinct one of `data.splits`): the image count, the histogram o
 the share of all pixels taken by every class and by ignore (255), and mask values that are no
 class. Files that cannot be used (unreadable, image and mask of different sizes, unknown colours)
 are listed instead of stopping at the first. A folder whose masks look like ADE20K's (0 unlabelled,
-k class k-1) read without `data.reduce_zero_label` gets one warning naming it. Writes `sizes.csv`,
-`classes.csv`, `problems.csv` and `class_frequency.png` to `output` (the run folder by default);
-exits with status 1 when there are problems.
+k class k-1) read without `data.reduce_zero_label` gets one warning naming it. Images that are not
+8-bit RGB (`data.in_channels` other than 3) also get each band's mean, std, min and max on the 0-1
+scale (semseg.data.band_statistics; data.nodata left out), the values for data.mean / data.std.
+Writes `sizes.csv`, `classes.csv`, `problems.csv`, `class_frequency.png` (and `bands.csv`) to
+`output` (the run folder by default); exits with status 1 when there are problems.
 """
 
 import csv
@@ -29,6 +31,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from semseg.data.band_statistics import KEYS as BAND_KEYS  # noqa: E402
+from semseg.data.band_statistics import compute as band_statistics  # noqa: E402
 from semseg.data.image_mask_dataset import size_mismatch  # noqa: E402
 from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
@@ -81,6 +85,7 @@ class SplitReport:
         self.palette = None  # the dataset's own class colours, if it has them
         self.reduce_zero_label = None  # the dataset's setting, where it has the option (data=folder)
         self.raw_values = None  # value -> the raw values in the files that read as it, where known
+        self.bands = None  # per-band statistics (band_statistics), for data.in_channels other than 3
 
     def add(self, item: dict) -> None:
         if "problem" in item:
@@ -114,6 +119,11 @@ def inspect_split(datamodule, split: str, num_workers: int, max_images: int | No
     loader = DataLoader(MaskStatistics(dataset, indices), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
     for item in loader:
         report.add(item)
+    if getattr(dataset, "in_channels", 3) != 3 and not report.problems:
+        try:
+            report.bands = band_statistics(dataset, num_workers, indices)
+        except SemsegError as error:
+            report.problems.append(("", str(error)))
     return report
 
 
@@ -128,6 +138,11 @@ def print_report(report: SplitReport, class_names: list[str], console: Console) 
         table.add_row(f"{index} {name}", f"{report.pixels[index] / total:.2%}", str(report.images_with[index]))
     table.add_row(f"{IGNORE_INDEX} ignore", f"{report.pixels[IGNORE_INDEX] / total:.2%}", str(report.images_with[IGNORE_INDEX]))
     console.print(table)
+    if report.bands:
+        bands = Table("band", *BAND_KEYS, title="bands on the 0-1 scale (for data.mean / data.std)")
+        for band, values in enumerate(zip(*(report.bands[key] for key in BAND_KEYS))):
+            bands.add_row(str(band), *(f"{v:.4f}" for v in values))
+        console.print(bands)
     for value, example in sorted(report.example.items()):
         raws = report.raw_values(value) if report.raw_values else [value]
         raw = f" (raw {', '.join(map(str, raws))})" if raws != [value] else ""
@@ -172,6 +187,13 @@ def write_files(reports: list[SplitReport], class_names: list[str], palette, out
             for value in values:
                 writer.writerow([report.split, value, names.get(value, "no class"), int(report.pixels[value]),
                                  f"{report.pixels[value] / total:.6f}", int(report.images_with[value])])
+    if any(report.bands for report in reports):
+        with open(output / "bands.csv", "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["split", "band", *BAND_KEYS])
+            for report in reports:
+                for band, values in enumerate(zip(*(report.bands[key] for key in BAND_KEYS)) if report.bands else []):
+                    writer.writerow([report.split, band, *(f"{v:.6f}" for v in values)])
     with open(output / "problems.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["split", "file", "problem"])
@@ -220,7 +242,8 @@ def inspect_dataset(cfg: DictConfig) -> list[SplitReport]:
         console.print(f"[yellow]warning[/yellow]: {hint}", soft_wrap=True)
     palette = next((p for p in [datamodule.palette, *(r.palette for r in reports)] if p is not None), None)
     write_files(reports, datamodule.class_names, palette, Path(cfg.output))
-    console.print(f"written: sizes.csv, classes.csv, problems.csv, class_frequency.png in {cfg.output}")
+    written = "sizes.csv, classes.csv, problems.csv, class_frequency.png" + (", bands.csv" if any(r.bands for r in reports) else "")
+    console.print(f"written: {written} in {cfg.output}")
     return reports
 
 

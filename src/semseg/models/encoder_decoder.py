@@ -8,7 +8,7 @@ from torch import nn
 
 
 class EncoderDecoder(nn.Module):
-    """Maps (B, 3, H, W) images to (B, num_classes, H, W) logits for any H, W.
+    """Maps (B, in_channels, H, W) images to (B, num_classes, H, W) logits for any H, W.
 
     The input is zero-padded up to a multiple of the encoder's output stride, so every feature
     map aligns exactly with the next, and the logits are cropped back to H × W.

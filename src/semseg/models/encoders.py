@@ -8,7 +8,13 @@ backbone families is settled here, once, so no decoder sees it:
 - models pretrained at one input size (ViT, Swin, EVA) are built with `dynamic_img_size`, so any
   H × W runs; a family that has no such option and fails at other sizes is refused at build time;
 - plain ViTs, whose maps all share the patch stride, get a simple feature pyramid (strides 4-32);
-- `output_stride` dilates the last stages where timm can (ResNets, ConvNeXt, EfficientNets, ...).
+- `output_stride` dilates the last stages where timm can (ResNets, ConvNeXt, EfficientNets, ...);
+- `in_channels` other than 3 (multi-band or grayscale data) builds the first convolution for
+  that many bands (timm's `in_chans`); pretrained RGB weights, downloaded or from a local file,
+  are adapted by timm's `adapt_input_conv` as they load: for 1 band the RGB kernels are summed,
+  for N bands the RGB kernels are repeated in turn (R, G, B, R, ...) and scaled by 3 / N, so the
+  first layer's response to a uniform input keeps its size. One log line says what was done; a
+  first convolution timm cannot adapt is refused, never left at random init.
 """
 
 import contextlib
@@ -164,12 +170,63 @@ def create_downloaded(name: str, **kwargs) -> nn.Module:
         hub.HF_HUB_OFFLINE = previous
 
 
+@contextlib.contextmanager
+def input_conv_messages() -> Iterator[list[str]]:
+    """Collect what timm logs about adapting the first convolution while it loads weights."""
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "input conv" in text or "Unable to convert" in text or "already match the model" in text:
+                messages.append(text)
+
+    handler, builder = Collect(), logging.getLogger("timm.models._builder")
+    level = builder.level
+    builder.addHandler(handler)
+    builder.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        yield messages
+    finally:
+        builder.removeHandler(handler)
+        builder.setLevel(level)
+
+
+def create_pretrained(name: str, pretrained: bool | Path, **kwargs) -> nn.Module:
+    """`create_from_file` or `create_downloaded`; with `in_chans` other than 3, the pretrained first
+    convolution adapted to it (timm's adapt_input_conv), said in one log line, or refused."""
+    in_chans = kwargs.get("in_chans", 3)
+    source = f"weights file {pretrained}" if isinstance(pretrained, Path) else "pretrained weights"
+    with input_conv_messages() as messages:
+        try:
+            model = (create_from_file(name, pretrained, **kwargs) if isinstance(pretrained, Path)
+                     else create_downloaded(name, **kwargs))
+        except SemsegError as error:
+            if in_chans == 3:
+                raise
+            raise SemsegError(
+                f"{error} With model.net.encoder.in_channels={in_chans}, timm adapts the first convolution of 3-band "
+                f"weights only where its pretrained config of '{name}' names that layer (first_conv)."
+            ) from None
+    if in_chans == 3:
+        return model
+    failed = [text for text in messages if "Unable to convert" in text]
+    if failed:
+        raise SemsegError(
+            f"timm cannot adapt the first convolution of the {source} of '{name}' to {in_chans} input channels "
+            f"({failed[0]}); set model.net.encoder.pretrained=false, or use data.in_channels=3."
+        )
+    done = "; ".join(text for text in messages if "Converted input conv" in text) or (
+        "the weights already take that many channels" if messages else "no first convolution needed adapting")
+    log.info("timm '%s', %s, in_channels=%d: %s (timm adapt_input_conv: 1 band sums the RGB kernels, N bands "
+             "repeat them R, G, B, R, ... scaled by 3/N)", name, source, in_chans, done)
+    return model
+
+
 def create(name: str, pretrained: bool | Path, **kwargs) -> nn.Module:
     """timm's `features_only` model: random init, downloaded weights, or a local weights file."""
-    if isinstance(pretrained, Path):
-        return create_from_file(name, pretrained, **kwargs)
-    if pretrained:
-        return create_downloaded(name, **kwargs)
+    if isinstance(pretrained, Path) or pretrained:
+        return create_pretrained(name, pretrained, **kwargs)
     return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
 
 
@@ -190,7 +247,7 @@ def create_any_size(name: str, pretrained: bool | Path, **kwargs) -> nn.Module:
     stride = max(model.feature_info.reduction())
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, 2 * stride, 3 * stride))
+            model.eval()(torch.zeros(1, kwargs.get("in_chans", 3), 2 * stride, 3 * stride))
     except (AssertionError, RuntimeError):
         size = "×".join(map(str, timm.models.get_pretrained_cfg(name).input_size[-2:]))
         raise SemsegError(
@@ -232,6 +289,8 @@ class TimmEncoder(nn.Module):
             (timm's `output_stride`), and a backbone that cannot is refused; None keeps its own.
         preferred_output_stride: the same where the backbone can dilate; one that cannot keeps
             its own stride (DeepLabV3+ asks for 16 this way, so it runs on any backbone).
+        in_channels: the bands of the input (`data.in_channels`); pretrained RGB weights are
+            adapted to them (see the module docstring).
         **kwargs: passed to `timm.create_model` (e.g. `drop_path_rate`).
     """
 
@@ -242,10 +301,16 @@ class TimmEncoder(nn.Module):
         out_indices: tuple[int, ...] | None = None,
         output_stride: int | None = None,
         preferred_output_stride: int | None = None,
+        in_channels: int = 3,
         **kwargs,
     ):
         super().__init__()
         check_name(name)
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise SemsegError(f"model.net.encoder.in_channels={in_channels!r} must be a band count, 1 or more "
+                              "(by default data.in_channels).")
+        if in_channels != 3:
+            kwargs["in_chans"] = in_channels
         for key, value in (("output_stride", output_stride), ("preferred_output_stride", preferred_output_stride)):
             if value is not None and value not in OUTPUT_STRIDES:
                 raise SemsegError(f"model.net.encoder.{key}={value}: use one of {list(OUTPUT_STRIDES)}, or null "
@@ -262,6 +327,7 @@ class TimmEncoder(nn.Module):
         wanted = output_stride or preferred_output_stride
         self.model = create_backbone(name, pretrained, wanted, **kwargs)
         self.name = name
+        self.in_channels = in_channels
         self.channels_last = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
         self.channels: list[int] = self.model.feature_info.channels()
         self.reductions: list[int] = self.model.feature_info.reduction()

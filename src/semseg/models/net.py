@@ -1,8 +1,9 @@
 """The contract every segmentation net keeps, declared once and checked once.
 
 Training, evaluation, tiled inference, export and ONNX inference rely on it: a net maps
-(B, 3, H, W) images to (B, num_classes, H, W) logits for any H, W, says its class count and its
-output stride (the smallest tile it can process), and may score only sampled pixels in training.
+(B, C, H, W) images (C = data.in_channels, 3 for RGB) to (B, num_classes, H, W) logits for any
+H, W, says its class count and its output stride (the smallest tile it can process), and may score
+only sampled pixels in training.
 """
 
 from typing import Protocol, runtime_checkable
@@ -34,7 +35,7 @@ def checked_net(net) -> SegmentationNet:
         lacking = ", ".join(missing) if missing else "a call from images to logits"
         raise SemsegError(
             f"model.net ({type(net).__name__}) lacks {lacking}: a segmentation net needs num_classes, "
-            "output_stride (1 without downsampling) and a call from (B, 3, H, W) images to "
+            "output_stride (1 without downsampling) and a call from (B, in_channels, H, W) images to "
             "(B, num_classes, H, W) logits; see semseg.models.net.SegmentationNet."
         )
     return net

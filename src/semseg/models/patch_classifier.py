@@ -22,7 +22,7 @@ MODES = ("naive", "dense")
 
 
 class PatchClassifier(nn.Module):
-    """Maps (B, 3, H, W) to (B, num_classes, H, W) by classifying the patch centred at each pixel.
+    """Maps (B, in_channels, H, W) to (B, num_classes, H, W) by classifying the patch centred at each pixel.
 
     Args:
         num_classes: output classes.
@@ -33,6 +33,7 @@ class PatchClassifier(nn.Module):
         mode: "naive" or "dense" (same logits, very different cost).
         num_samples: pixel positions per image that training classifies.
         chunk_size: patches classified at once in naive mode (bounds memory).
+        in_channels: the image bands (data.in_channels).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class PatchClassifier(nn.Module):
         mode: str = "dense",
         num_samples: int = 64,
         chunk_size: int = 4096,
+        in_channels: int = 3,
     ):
         super().__init__()
         if patch_size < 3 or patch_size % 2 == 0:
@@ -52,7 +54,7 @@ class PatchClassifier(nn.Module):
                 "size >= 3, e.g. 33."
             )
         layers: list[nn.Module] = []
-        width = 3
+        width = self.in_channels = in_channels
         for out in stages:
             for _ in range(2):
                 layers += [nn.Conv2d(width, out, 3, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
@@ -87,7 +89,7 @@ class PatchClassifier(nn.Module):
     def _feature_side(self, patch_size: int, num_stages: int) -> int:
         try:
             with torch.no_grad():
-                side = self.features.eval()(torch.zeros(1, 3, patch_size, patch_size)).shape[-1]
+                side = self.features.eval()(torch.zeros(1, self.in_channels, patch_size, patch_size)).shape[-1]
         except RuntimeError:  # a layer's input became smaller than its kernel
             side = 0
         self.features.train()
@@ -114,7 +116,7 @@ class PatchClassifier(nn.Module):
         offsets = torch.arange(self.patch_size, device=padded.device)
         rows = (ys[:, None] + offsets)[:, :, None]  # (N, k, 1)
         cols = (xs[:, None] + offsets)[:, None, :]  # (N, 1, k)
-        patches = padded.permute(0, 2, 3, 1)[batch[:, None, None], rows, cols]  # (N, k, k, 3)
+        patches = padded.permute(0, 2, 3, 1)[batch[:, None, None], rows, cols]  # (N, k, k, in_channels)
         return self.classifier(self.features(patches.permute(0, 3, 1, 2)))
 
     def naive(self, images: torch.Tensor) -> torch.Tensor:

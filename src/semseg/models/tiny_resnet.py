@@ -14,7 +14,10 @@ from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 NAME = "semseg_tiny_resnet"
 
 # timm's register_model reads a module's `default_cfgs`; random init only (no url)
-default_cfgs = generate_default_cfgs({NAME: dict(url="", mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000)})
+# first_conv names the stem's first convolution, so weights of a file adapt to data.in_channels
+default_cfgs = generate_default_cfgs(
+    {NAME: dict(url="", mean=IMAGENET_MEAN, std=IMAGENET_STD, num_classes=1000, first_conv="conv1.0")}
+)
 
 
 @register_model
