@@ -36,12 +36,19 @@ log = logging.getLogger("semseg.export")
 
 def metadata(meta: dict, net: torch.nn.Module) -> dict:
     """What a program running the ONNX file needs besides the graph."""
+    channels = meta.get("in_channels") or 3
+    pixels = "RGB, (pixel / 255 - mean) / std" if channels == 3 and not meta.get("bands") else (
+        f"{channels} bands (the files' bands {meta.get('bands') or 'as stored'}), each on a 0-1 scale by its "
+        "dtype (uint8 / 255, uint16 / 65535, int16 / 32767, float as stored), then (value - mean) / std"
+    )
     return {
         "version": METADATA_VERSION,
         "class_names": list(meta["class_names"]),
         "palette": meta.get("palette"),
         **settle_normalization({}, meta),  # what the model was trained with
-        "input": "images: float32 (B, 3, H, W), RGB, (pixel / 255 - mean) / std; any H, W",
+        "in_channels": channels,
+        **{key: meta.get(key) for key in ("bands", "nodata", "rgb_bands")},
+        "input": f"images: float32 (B, {channels}, H, W), {pixels}; any H, W",
         "output": "logits: float32 (B, num_classes, H, W); the class of a pixel is the argmax",
         "num_classes": int(net.num_classes),
         "output_stride": int(net.output_stride),
@@ -95,7 +102,7 @@ def export(cfg: DictConfig) -> Path:
     model, meta = load_model(cfg.ckpt_path, cfg.get("trusted_targets") or [])
     net = model.net.eval()
     generator = torch.Generator().manual_seed(0)
-    example = torch.randn(2, 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
+    example = torch.randn(2, meta.get("in_channels") or 3, *cfg.check_size, generator=generator)  # not a multiple of the stride
     with replaced_by_name(output) as partial:  # an existing file stays until the new one is checked
         write_onnx(net, meta, partial, example, cfg.opset)
         difference = check_against_pytorch(net, partial, example, cfg.tolerance)

@@ -24,8 +24,10 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
+from semseg.data.bands import check_bands, rgb_band_indices, rgb_view
 from semseg.data.io import IMAGE_SUFFIXES, image_files, read_image
 from semseg.data.palette import colorize, save_palette_png
+from semseg.data.transforms import Normalize
 from semseg.errors import SemsegError
 from semseg.run_setup import set_up_eval
 from semseg.utils.cli import refuse_unknown_options, report_user_errors
@@ -123,17 +125,30 @@ def refuse_replacing_files(targets: list[Path], out_dir: Path, overwrite: bool) 
         )
 
 
-def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: float, palette=None) -> None:
-    """Write `<stem>.png` (palette PNG, pixel = class index) and `<stem>_overlay.png`."""
+def save_prediction(image: np.ndarray, mask: np.ndarray, stem: Path, alpha: float, palette=None, rgb_bands=None) -> None:
+    """Write `<stem>.png` (palette PNG, pixel = class index) and `<stem>_overlay.png` over the
+    image's RGB view (`rgb_bands` of a multi-band image, semseg.data.bands)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     save_palette_png(mask, stem.with_name(f"{stem.name}.png"), palette)
+    if image.dtype != np.uint8:  # 0-1 bands
+        image = np.clip(image, 0, 1) * 255
+    image = rgb_view(image.reshape(*image.shape[:2], -1).transpose(2, 0, 1), rgb_bands).transpose(1, 2, 0)
     overlay = (1 - alpha) * image + alpha * colorize(mask, palette)
     Image.fromarray(overlay.round().astype(np.uint8)).save(stem.with_name(f"{stem.name}_overlay.png"))
 
 
 def normalizer(cfg: DictConfig) -> A.Compose:
     """The input normalisation the run set-up settled (`mean` / `std`: given, else the checkpoint's)."""
-    return A.Compose([A.Normalize(mean=list(cfg.mean), std=list(cfg.std)), ToTensorV2()])
+    return A.Compose([Normalize(mean=list(cfg.mean), std=list(cfg.std)), ToTensorV2()])
+
+
+def band_settings(cfg: DictConfig, meta: dict) -> tuple[int, list[int] | None, list[int] | None]:
+    """How to read the images: the model's band count, and `bands` / `rgb_bands` (given, else
+    as in training)."""
+    in_channels = meta.get("in_channels") or 3
+    bands = check_bands(cfg.get("bands") if cfg.get("bands") is not None else meta.get("bands"), in_channels)
+    rgb_bands = cfg.get("rgb_bands") if cfg.get("rgb_bands") is not None else meta.get("rgb_bands")
+    return in_channels, bands, rgb_band_indices(in_channels, rgb_bands)
 
 
 def load_net(path: str, device: str, trusted_targets=()):
@@ -164,11 +179,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     inference.check(net)
     set_up_eval(cfg, meta, normalization_keys="")
     transform = normalizer(cfg)
+    in_channels, bands, rgb_bands = band_settings(cfg, meta)
     palette = meta.get("palette")
     written, failed = [], []
     for path, stem in track(list(zip(images, stems)), description="predicting"):
         try:
-            image = read_image(path)
+            image = read_image(path, in_channels, bands)
         except SemsegError as error:  # one unreadable file does not stop the others
             log.error("%s", error)
             failed.append(path)
@@ -176,7 +192,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         batch = transform(image=image)["image"].unsqueeze(0).to(cfg.device)
         with torch.inference_mode():
             mask = inference(net, batch).argmax(1)[0].cpu().numpy()
-        save_prediction(image, mask, stem, cfg.overlay_alpha, palette)
+        save_prediction(image, mask, stem, cfg.overlay_alpha, palette, rgb_bands)
         written.append(stem.with_name(f"{stem.name}.png"))
     log.info("wrote %d masks and overlays to %s (classes %s)", len(written), out_dir, meta["class_names"])
     if failed:

@@ -5,6 +5,7 @@ ran with. Helpers elsewhere (loggers, resume, class weights, normalisation) retu
 module writes them. `set_up_run` serves training, `set_up_eval` eval, predict and export.
 """
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume
+from semseg.data.band_statistics import band_statistics
 from semseg.data.class_frequency import class_weights_for_run
 from semseg.data.normalization import settle_normalization
 from semseg.errors import SemsegError
@@ -35,8 +37,10 @@ def set_up_run(cfg: DictConfig) -> str | None:
          the model config with the checkpoint's, scaled the same way when it was trained);
       3. `model.loss[.ce].class_weights`: `median_frequency` becomes numbers, the ones the
          checkpoint's run counted when resuming, else counted from the train split;
-      4. when resuming, `logger.wandb.id`, `logger.wandb.resume`: the run continues its W&B run;
-      5. `trainer.strategy`: `ddp` becomes `ddp_spawn` inside a multirun;
+      4. `data.mean`, `data.std`: checked, and for images of other than 3 bands given none, the
+         train split's per-band statistics (semseg.data.normalization);
+      5. when resuming, `logger.wandb.id`, `logger.wandb.resume`: the run continues its W&B run;
+      6. `trainer.strategy`: `ddp` becomes `ddp_spawn` inside a multirun;
     and the environment's `WANDB_DIR` (the run folder).
     """
     check_numbers(cfg)
@@ -47,8 +51,11 @@ def set_up_run(cfg: DictConfig) -> str | None:
     scale_learning_rate(cfg)
     resume = checkpoint_to_resume(cfg)
     trained = resume[1]["model_config"] if resume else None
-    write(cfg.model, class_weights_for_run(model_config(cfg), lambda: data_for_counting(cfg),
-                                           Path(cfg.paths.data_dir) / ".cache", trained), prefix="model.")
+    data, cache_dir = functools.cache(lambda: data_for_counting(cfg)), Path(cfg.paths.data_dir) / ".cache"
+    write(cfg.model, class_weights_for_run(model_config(cfg), data, cache_dir, trained), prefix="model.")
+    write(cfg, {f"data.{key}": value for key, value in settle_normalization(
+        cfg.data, prefix="data.", in_channels=cfg.data.get("in_channels", 3),
+        band_statistics=lambda: band_statistics(data(), cache_dir)).items()})
     if resume is not None:
         check_same_model(resume[0], trained, model_config(cfg))
         write(cfg, resumed_wandb_run(cfg, resume[1].get("wandb_id")))
@@ -70,6 +77,8 @@ def set_up_eval(cfg: DictConfig, meta: Mapping, normalization_keys: str = "data.
     check_numbers(cfg)
     if "trainer" in cfg:
         check_devices(cfg.trainer)
+    if "data" in cfg:
+        check_same_bands(cfg.data, meta)
     node = OmegaConf.select(cfg, normalization_keys.rstrip(".")) if normalization_keys != "" else cfg
     given = {key: node.get(key) for key in ("mean", "std")}
     settled = settle_normalization(given, meta, prefix=normalization_keys)
@@ -82,6 +91,17 @@ def set_up_eval(cfg: DictConfig, meta: Mapping, normalization_keys: str = "data.
     write(cfg, multirun_wandb_names(cfg))
     if "logger" in cfg:
         use_run_dir(cfg)
+
+
+def check_same_bands(data: DictConfig, meta: Mapping) -> None:
+    """Eval reads its data with the band count the model was trained on (3 for older checkpoints)."""
+    trained, configured = meta.get("in_channels") or 3, data.get("in_channels", 3)
+    if trained != configured:
+        bands = f" data.bands={list(meta['bands'])}".replace(" ", "").replace("data.bands=", " data.bands=") if meta.get("bands") else ""
+        raise SemsegError(
+            f"the checkpoint's model takes {trained}-band images but data.in_channels={configured}; "
+            f"read the data as in training: data.in_channels={trained}{bands}."
+        )
 
 
 def write(cfg: DictConfig, values: Mapping, prefix: str = "") -> None:

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.models.metrics import SegmentationScores
 
 

@@ -26,7 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from semseg.bench.loop import train_step
 from semseg.bench.timing import alternate, markdown_table, median, seconds, section
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD
 from semseg.data.palette import save_palette_png
 from semseg.data.synthetic import make_sample

@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from semseg.data.io import IGNORE_INDEX  # noqa: E402
+from semseg.data.bands import rgb_band_indices  # noqa: E402
+from semseg.models.net import IGNORE_INDEX  # noqa: E402
 from semseg.data.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from semseg.data.palette import colorize, full_palette  # noqa: E402
 
@@ -24,11 +25,15 @@ def to_display(image: np.ndarray, mean, std) -> np.ndarray:
 
 
 def batch_image(image, datamodule) -> np.ndarray:
-    """One (3, H, W) image tensor of a batch as (H, W, 3) uint8, un-normalised with the data's
-    statistics (ImageNet's for a datamodule that has none)."""
-    mean = getattr(datamodule, "mean", None) or IMAGENET_MEAN
-    std = getattr(datamodule, "std", None) or IMAGENET_STD
-    return to_display(image.float().cpu().numpy(), mean, std)
+    """One (C, H, W) image tensor of a batch as (H, W, 3) uint8: its RGB view (`data.rgb_bands`,
+    semseg.data.bands), un-normalised with the data's statistics (ImageNet's for a datamodule
+    that has none)."""
+    bands = rgb_band_indices(image.shape[0], getattr(datamodule, "rgb_bands", None))
+    mean = np.asarray(getattr(datamodule, "mean", None) or IMAGENET_MEAN)
+    std = np.asarray(getattr(datamodule, "std", None) or IMAGENET_STD)
+    if len(mean) == image.shape[0]:
+        mean, std = mean[bands], std[bands]
+    return to_display(image.float().cpu().numpy()[bands], mean, std)
 
 
 def overlay_panel(image: np.ndarray, target: np.ndarray, prediction: np.ndarray, palette=None) -> np.ndarray:

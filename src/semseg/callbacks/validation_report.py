@@ -20,7 +20,7 @@ from semseg.callbacks.figures import (
     overlay_panel,
     stack_rows,
 )
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.models.metrics import scores_from_confusion
 
 

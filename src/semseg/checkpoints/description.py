@@ -20,12 +20,17 @@ MAX_OUTPUT_STRIDE = 1024
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-def check_description(meta: dict, source: str | Path, channels: int = 3) -> None:
+def check_description(meta: dict, source: str | Path, channels: int | None = None) -> None:
     """Refuse a description whose entries are not what semseg writes (see the module docstring).
 
-    `channels` is the number of input channels, the length `mean` and `std` must have.
+    `channels` is the number of input channels, the length `mean` and `std` must have (None: the
+    description's own `in_channels`, 3 when it has none).
     """
-    bad = _problem(meta, channels)
+    bad = _bands_problem(meta)
+    if not bad and channels is not None and meta.get("in_channels", channels) != channels:
+        bad = f"in_channels={meta['in_channels']} differs from the {channels} input channels of its network"
+    if not bad:
+        bad = _problem(meta, channels if channels is not None else meta.get("in_channels") or 3)
     if bad:
         raise SemsegError(f"{source}: its stored {bad}; it was not written by this semseg. Re-export or retrain it.")
 
@@ -53,6 +58,28 @@ def _problem(meta: dict, channels: int) -> str | None:
     run_id = meta.get("wandb_id")
     if run_id is not None and not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id)):
         return f"wandb_id must be a W&B run id (letters, digits, - and _; got {_shown(run_id)})"
+    return None
+
+
+MAX_BANDS = 1024
+
+
+def _bands_problem(meta: dict) -> str | None:
+    """in_channels, bands, nodata and rgb_bands: how the images were read (semseg.data.bands)."""
+    channels = meta.get("in_channels")
+    if channels is None:
+        return None
+    if not _is_int(channels) or not 1 <= channels <= MAX_BANDS:
+        return f"in_channels must be an integer of 1..{MAX_BANDS} (got {_shown(channels)})"
+    bands = meta.get("bands")
+    if bands is not None and not (isinstance(bands, list) and len(bands) == channels and all(_is_int(b) and 0 <= b < 65536 for b in bands)):
+        return f"bands must be {channels} band indices (got {_shown(bands)})"
+    nodata = meta.get("nodata")
+    if nodata is not None and not (isinstance(nodata, (int, float)) and not isinstance(nodata, bool)):
+        return f"nodata must be a number (got {_shown(nodata)})"
+    rgb = meta.get("rgb_bands")
+    if rgb is not None and not (isinstance(rgb, list) and len(rgb) == 3 and all(_is_int(b) and 0 <= b < channels for b in rgb)):
+        return f"rgb_bands must be 3 indices of its {channels} bands (got {_shown(rgb)})"
     return None
 
 

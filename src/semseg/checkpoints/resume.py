@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 # model settings that only shape evaluation, free to change on resume
 _FREE_ON_RESUME = ("inference",)
+# settings added to the model configs after checkpoints were written without them, and the value
+# those runs had (any other added setting must be null)
+ADDED_LATER = {"in_channels": 3}
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
@@ -146,12 +149,14 @@ def check_same_model(path: Path, trained: dict, current: dict) -> None:
         for config in (trained, current)
     )
     missing = "(not set)"
-    # a setting added to the configs after the checkpoint was written, left at null, builds
-    # what the checkpoint's run built (e.g. model.net.encoder.output_stride)
+    # a setting added to the configs after the checkpoint was written, left at null or at the
+    # value every earlier run had, builds what the checkpoint's run built
+    # (e.g. model.net.encoder.output_stride: null, in_channels: 3)
     differences = [
         f"{key}: {old.get(key, missing)} in the checkpoint, {new.get(key, missing)} now"
         for key in sorted(old.keys() | new.keys())
-        if old.get(key, missing) != new.get(key, missing) and not (key not in old and new[key] is None)
+        if old.get(key, missing) != new.get(key, missing)
+        and not (key not in old and new[key] == ADDED_LATER.get(key.rsplit("/", 1)[-1]))
     ]
     if differences:
         shown = "; ".join(differences[:5]) + ("; ..." if len(differences) > 5 else "")

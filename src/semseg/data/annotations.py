@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from semseg.utils.atomic import replaced_atomically
-from semseg.data.io import IGNORE_INDEX, stored_size
+from semseg.data.io import stored_size
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError, listed  # noqa: F401  (readers import `listed` from here too)
 
 MAX_SIDE = 2**15  # no annotation tool exports wider images; bigger values are broken files

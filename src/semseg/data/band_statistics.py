@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from semseg.checkpoints.atomic import replaced_atomically
+from semseg.utils.atomic import replaced_atomically
 from semseg.errors import SemsegError
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as LABELS
 
 from semseg.data.image_mask_dataset import ImageMaskDataset
-from semseg.data.io import IGNORE_INDEX, read_mask
+from semseg.data.io import read_mask
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
 
 _TRAIN_LABELS = sorted((label for label in LABELS if 0 <= label.trainId < IGNORE_INDEX), key=lambda l: l.trainId)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.utils.atomic import replaced_atomically
 

@@ -56,7 +56,8 @@ from semseg.data.annotations import (
 )
 from semseg.data.datamodule import SegmentationDataModule, class_list
 from semseg.data.image_mask_dataset import ImageMaskDataset
-from semseg.data.io import IGNORE_INDEX, image_files, image_size
+from semseg.data.io import image_files, image_size
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.splits import WritesSplitLists, check_stages, first_available, select_split, split_options, unique_names
 from semseg.errors import SemsegError
 

@@ -8,7 +8,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from semseg.data.bands import check_band_options, rgb_band_indices
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.resumable import resumable_training_data
 from semseg.data.transforms import drop_rgb_only
 from semseg.data.verify import verify_files

@@ -35,7 +35,8 @@ import numpy as np
 from semseg.data.annotations import split_folder
 from semseg.data.datamodule import SegmentationDataModule, class_list
 from semseg.data.image_mask_dataset import ImageMaskDataset
-from semseg.data.io import IGNORE_INDEX, IMAGE_SUFFIXES, image_files, read_mask
+from semseg.data.io import IMAGE_SUFFIXES, image_files, read_mask
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.splits import (
     assign_fractions,
     check_fractions,

@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from semseg.data.bands import check_band_options
-from semseg.data.io import IGNORE_INDEX, read_image_and_nodata, read_mask, stored_size
+from semseg.data.io import read_image_and_nodata, read_mask, stored_size
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
 
 

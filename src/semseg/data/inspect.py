@@ -34,7 +34,8 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from semseg.data.band_statistics import KEYS as BAND_KEYS  # noqa: E402
 from semseg.data.band_statistics import compute as band_statistics  # noqa: E402
 from semseg.data.image_mask_dataset import size_mismatch  # noqa: E402
-from semseg.data.io import IGNORE_INDEX, image_size  # noqa: E402
+from semseg.data.io import image_size  # noqa: E402
+from semseg.models.net import IGNORE_INDEX  # noqa: E402
 from semseg.data.palette import full_palette  # noqa: E402
 from semseg.errors import SemsegError  # noqa: E402
 from semseg.utils.cli import refuse_unknown_options, report_user_errors  # noqa: E402

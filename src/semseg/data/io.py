@@ -35,7 +35,6 @@ from semseg.errors import SemsegError
 
 log = logging.getLogger(__name__)
 
-IGNORE_INDEX = 255  # mask value that no loss or metric counts
 # files Pillow reads that are images, for folder scans (datasets, predict)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 _WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")

@@ -51,7 +51,8 @@ from semseg.data.annotations import (
 )
 from semseg.data.datamodule import SegmentationDataModule, class_list
 from semseg.data.image_mask_dataset import ImageMaskDataset
-from semseg.data.io import IGNORE_INDEX, IMAGE_SUFFIXES, UNREADABLE, image_files, image_size
+from semseg.data.io import IMAGE_SUFFIXES, UNREADABLE, image_files, image_size
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.splits import WritesSplitLists, check_stages, first_available, select_split, split_options
 from semseg.errors import SemsegError
 

@@ -9,7 +9,9 @@ encoder's through the `input_normalization` resolver in configs/train.yaml; eval
 export take the checkpoint's (semseg.run_setup.set_up_eval, semseg.export).
 """
 
-from collections.abc import Mapping
+import functools
+import math
+from collections.abc import Callable, Mapping
 
 import timm
 
@@ -49,31 +51,43 @@ def stored_normalization(meta: Mapping) -> dict[str, list[float]]:
 
 
 def settle_normalization(
-    given: Mapping, meta: Mapping | None = None, encoder_name: str | None = None, prefix: str = ""
+    given: Mapping,
+    meta: Mapping | None = None,
+    encoder_name: str | None = None,
+    prefix: str = "",
+    in_channels: int = 3,
+    band_statistics: Callable[[], Mapping] | None = None,
 ) -> dict[str, list[float]]:
     """`mean` and `std` for a run: `given` (explicit values; absent or None: not given), else the
-    checkpoint's (`meta`), else the encoder's.
+    checkpoint's (`meta`), else, for RGB (`in_channels` 3), the encoder's, and for other band
+    counts `band_statistics()` (the train split's, semseg.data.band_statistics; only called
+    when needed).
 
     Given values must be one positive (std) number per channel of the model; `prefix` is how the
-    keys are named in messages (`data.` for eval, nothing for predict).
+    keys are named in messages (`data.` for training and eval, nothing for predict).
     """
     if meta is not None:
-        default, source = stored_normalization(meta), "what the model was trained with"
+        defaults, source = functools.cache(lambda: stored_normalization(meta)), "what the model was trained with"
+        in_channels = len(defaults()["mean"])
+    elif in_channels != 3:
+        defaults = functools.cache(lambda: {key: [float(v) for v in band_statistics()[key]] for key in KEYS})
+        source = "the train split's statistics"
     else:
-        default, source = encoder_normalization(encoder_name), "what the encoder's weights expect"
+        defaults, source = functools.cache(lambda: encoder_normalization(encoder_name)), "what the encoder's weights expect"
     settled = {}
     for key in KEYS:
         value = given.get(key)
-        settled[key] = default[key] if value is None else _checked(value, f"{prefix}{key}", default[key], source)
+        settled[key] = defaults()[key] if value is None else _checked(value, f"{prefix}{key}", in_channels,
+                                                                        lambda key=key: defaults()[key], source)
     return settled
 
 
-def _checked(value, key: str, default: list[float], source: str) -> list[float]:
+def _checked(value, key: str, channels: int, example: Callable[[], list[float]], source: str) -> list[float]:
     values = [value] if isinstance(value, int | float | str) else list(value)
-    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    if len(values) != len(default) or not numbers or (key.endswith("std") and min(values) <= 0):
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    if len(values) != channels or not numbers or (key.endswith("std") and min(values) <= 0):
         raise SemsegError(
-            f"{key}={value} must be {len(default)} numbers, one per input channel"
-            f"{', all positive' if key.endswith('std') else ''}, e.g. {key}=[{','.join(f'{v:g}' for v in default)}] ({source})."
+            f"{key}={value} must be {channels} numbers, one per input channel"
+            f"{', all positive' if key.endswith('std') else ''}, e.g. {key}=[{','.join(f'{v:g}' for v in example())}] ({source})."
         )
     return [float(v) for v in values]

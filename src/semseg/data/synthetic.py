@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.data.palette import save_palette_png
 from semseg.data.voc_layout import (
     IMAGE_DIR,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
 
 LOSS_KEY = "model.loss"

@@ -9,7 +9,7 @@ matrix over the whole split, then IoU_c = TP / (TP + FP + FN). Classes whose uni
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 
 
 class SegmentationScores(MulticlassConfusionMatrix):

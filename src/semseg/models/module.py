@@ -11,7 +11,7 @@ from torchmetrics import MeanMetric
 from semseg.checkpoints.format import CHECKPOINT_FORMAT, CHECKPOINT_KEY
 from semseg.checkpoints.resume import optimizer_differences
 from semseg.data.class_frequency import check_class_weights
-from semseg.data.io import IGNORE_INDEX
+from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
 from semseg.models.losses import CrossEntropy, cross_entropy_terms
 from semseg.models.metrics import SegmentationScores
@@ -19,6 +19,8 @@ from semseg.models.net import SampledLossNet, checked_net
 from semseg.models.param_groups import check_encoder, make_optimizer, parameter_groups
 
 log = logging.getLogger(__name__)
+# what eval, predict and export need to read and normalise images as training did
+STORED_DATA_KEYS = ("mean", "std", "palette", "in_channels", "bands", "nodata", "rgb_bands")
 
 
 def same_size_groups(batch: dict) -> list[tuple[torch.Tensor, tuple[int, int]]]:
@@ -233,7 +235,7 @@ class SegmentationModule(L.LightningModule):
         checkpoint.setdefault(CHECKPOINT_KEY, {}).update(
             format=CHECKPOINT_FORMAT,
             schedule_steps=self.schedule_steps,
-            **{key: self.data_description.get(key) for key in ("mean", "std", "palette")},
+            **{key: self.data_description.get(key) for key in STORED_DATA_KEYS},
             class_names=self.class_names,
             model_config=self.model_config,
             class_weights={f"{key}.class_weights": term.class_weights for key, term in cross_entropy_terms(self.loss)

@@ -12,6 +12,8 @@ import torch
 
 from semseg.errors import SemsegError
 
+IGNORE_INDEX = 255  # the target label no loss or metric counts: datasets, losses and metrics share it
+
 
 @runtime_checkable
 class SegmentationNet(Protocol):

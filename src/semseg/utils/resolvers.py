@@ -52,8 +52,11 @@ def run_stamp(pattern: str = "%Y-%m-%d_%H-%M-%S") -> str:
     return f"{time.strftime(pattern)}_{os.getpid()}"
 
 
-def input_normalization(which: str, encoder_name: str | None = None) -> list[float]:
-    """`mean` or `std` of a training run given no values: what the encoder's pretrained weights expect."""
+def input_normalization(which: str, encoder_name: str | None = None, in_channels: int = 3) -> list[float] | None:
+    """`mean` or `std` of a training run given no values: what the encoder's pretrained weights
+    expect for RGB; None for other band counts, whose statistics the run set-up counts."""
+    if in_channels != 3:
+        return None
     return settle_normalization({}, encoder_name=encoder_name)[which]
 
 
