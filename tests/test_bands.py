@@ -22,6 +22,7 @@ from semseg.data.image_mask_dataset import to_sample
 from semseg.data.transforms import RGB_ONLY_TRANSFORMS, Normalize, drop_rgb_only
 from semseg.errors import SemsegError
 from semseg.utils.config import instantiate
+from tests.helpers.disk_formats import save_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = [(20, 30), (24, 18), (17, 40)]  # mixed tile sizes, each smaller side above 13 bands
@@ -315,25 +316,17 @@ def test_inspect_writes_the_bands_of_multi_band_data(tmp_path, capsys):
 
 # models
 
-MODELS = ["fcn8s", "fcn16s", "fcn32s", "unet", "deeplabv3plus", "upernet", "segformer", "pixelwise", "sliding_window"]
+MODELS = ["fcn8s", "fcn16s", "fcn32s", "unet", "deeplabv3plus", "upernet", "segformer", "pixelwise", "patch_classifier"]
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_takes_the_configured_band_count(make_cfg, model):
-    extra = ["model.net.stages=[8]", "model.net.hidden=8", "model.net.patch_size=9"] if model == "sliding_window" else []
+    extra = ["model.net.stages=[8]", "model.net.hidden=8", "model.net.patch_size=9"] if model == "patch_classifier" else []
     for bands in (1, 4, 13):
         cfg = make_cfg([f"model={model}", f"data.in_channels={bands}", *extra])
         net = instantiate(cfg.model.net).eval()
         with torch.no_grad():
             assert net(torch.randn(1, bands, 40, 56)).shape == (1, cfg.data.num_classes, 40, 56)
-
-
-def save_weights(model: torch.nn.Module, path: Path) -> dict:
-    from safetensors.torch import save_file
-
-    state = {key: value.contiguous() for key, value in model.state_dict().items()}
-    save_file(state, path)
-    return state
 
 
 @pytest.mark.parametrize(("name", "first_conv"), [("resnet18", "conv1"), ("semseg_tiny_resnet", "conv1.0")])

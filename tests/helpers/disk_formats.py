@@ -265,3 +265,12 @@ def make_ade20k(root: Path, seed: int = 8) -> dict[str, np.ndarray]:
             write_png(ade / "annotations" / split / f"{name}.png", values, palette=False)
             raw[f"{split}/{name}"] = values
     return raw
+
+
+def save_weights(model, path: Path) -> dict:
+    """A model's weights as a .safetensors file, the format of downloaded pretrained weights."""
+    from safetensors.torch import save_file
+
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(state, path)
+    return state
