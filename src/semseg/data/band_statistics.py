@@ -11,7 +11,6 @@ settings, the band settings) and every image file's path and bytes. A damaged ca
 computed afresh with a warning; an unwritable cache folder only costs the reading next time.
 """
 
-import hashlib
 import json
 import logging
 import math
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from semseg.utils.atomic import replaced_atomically
+from semseg.data.content_cache import content_key, read_json_cache, write_json_cache
 from semseg.errors import SemsegError
 
 log = logging.getLogger(__name__)
@@ -97,40 +96,22 @@ def compute(dataset, num_workers: int = 0, indices: list[int] | None = None) -> 
 def cache_key(dataset, reader: str) -> str:
     """A hash of how images are read and every image file's path and bytes."""
     settings = {key: getattr(dataset, key, None) for key in ("in_channels", "bands", "nodata")}
-    digest = hashlib.sha256(f"{reader}\n{json.dumps(settings)}\n".encode())
-    for path in dataset.image_paths:
-        with open(path, "rb") as file:
-            content = hashlib.file_digest(file, "blake2b").hexdigest()
-        digest.update(f"{Path(path).resolve()}\t{content}\n".encode())
-    return digest.hexdigest()[:32]
+    return content_key(f"{reader}\n{json.dumps(settings)}", dataset.image_paths)
 
 
 def read_cache(cache: Path, bands: int) -> dict | None:
     """The cached statistics, or None (with a warning) when the file is unreadable or does not fit."""
-    try:
-        stats = json.loads(cache.read_text())
-        fits = (
-            isinstance(stats, dict) and isinstance(stats.get("images"), int)
-            and all(isinstance(stats.get(key), list) and len(stats[key]) == bands
-                    and all(isinstance(v, float | int) and math.isfinite(v) for v in stats[key]) for key in KEYS)
-        )
-    except (OSError, ValueError) as error:
-        fits, stats = False, str(error)
-    if not fits:
-        log.warning("band-statistics cache %s is unreadable or does not fit %d bands; reading the images again",
-                    cache, bands)
-        return None
-    log.info("band statistics read from the cache %s (delete it to read the images again)", cache)
-    return stats
+    def fits(stats) -> bool:
+        return isinstance(stats, dict) and isinstance(stats.get("images"), int) and all(
+            isinstance(stats.get(key), list) and len(stats[key]) == bands
+            and all(isinstance(v, float | int) and math.isfinite(v) for v in stats[key]) for key in KEYS)
+
+    return read_json_cache(cache, fits, f"band-statistics cache %s is unreadable or does not fit {bands} bands; reading the images again",
+                           "band statistics read from the cache %s (delete it to read the images again)", log)
 
 
 def write_cache(cache: Path, stats: dict) -> None:
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_atomically(cache) as file:
-            file.write(json.dumps(stats).encode())
-    except OSError as error:
-        log.warning("cannot write the band-statistics cache %s (%s); the next run reads the images again", cache, error)
+    write_json_cache(cache, stats, "cannot write the band-statistics cache %s (%s); the next run reads the images again", log)
 
 
 def band_statistics(source, cache_dir: str | Path | None = None, split: str = "train") -> dict:

@@ -15,8 +15,6 @@ read or does not fit is counted afresh with a warning, and a cache folder that c
 only costs the counting next time.
 """
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from semseg.models.net import IGNORE_INDEX
 from semseg.errors import SemsegError
-from semseg.utils.atomic import replaced_atomically
+from semseg.data.content_cache import content_key, read_json_cache, write_json_cache
 
 log = logging.getLogger(__name__)
 
@@ -72,39 +70,22 @@ def count_classes(dataset, num_classes: int, num_workers: int = 0) -> dict:
 
 def cache_key(dataset, reader: str, num_classes: int) -> str:
     """A hash of what the counts depend on: classes, how masks are read, and every mask file's bytes."""
-    digest = hashlib.sha256(f"{num_classes}\n{reader}\n".encode())
-    for path in dataset.mask_paths:
-        with open(path, "rb") as file:
-            content = hashlib.file_digest(file, "blake2b").hexdigest()
-        digest.update(f"{Path(path).resolve()}\t{content}\n".encode())
-    return digest.hexdigest()[:32]
+    return content_key(f"{num_classes}\n{reader}", dataset.mask_paths)
 
 
 def read_cache(cache: Path, num_classes: int) -> dict | None:
     """The cached counts, or None (with a warning) when the file is unreadable or does not fit."""
-    try:
-        counts = json.loads(cache.read_text())
-        fits = (
-            isinstance(counts, dict) and isinstance(counts.get("masks"), int)
-            and all(isinstance(counts.get(key), list) and len(counts[key]) == num_classes
-                    and all(isinstance(v, int) and v >= 0 for v in counts[key]) for key in ("class_pixels", "image_pixels"))
-        )
-    except (OSError, ValueError) as error:
-        fits, counts = False, str(error)
-    if not fits:
-        log.warning("class-count cache %s is unreadable or does not fit %d classes; counting again", cache, num_classes)
-        return None
-    log.info("class counts read from the cache %s (delete it to count again)", cache)
-    return counts
+    def fits(counts) -> bool:
+        return isinstance(counts, dict) and isinstance(counts.get("masks"), int) and all(
+            isinstance(counts.get(key), list) and len(counts[key]) == num_classes
+            and all(isinstance(v, int) and v >= 0 for v in counts[key]) for key in ("class_pixels", "image_pixels"))
+
+    return read_json_cache(cache, fits, f"class-count cache %s is unreadable or does not fit {num_classes} classes; counting again",
+                           "class counts read from the cache %s (delete it to count again)", log)
 
 
 def write_cache(cache: Path, counts: dict) -> None:
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with replaced_atomically(cache) as file:
-            file.write(json.dumps(counts).encode())
-    except OSError as error:
-        log.warning("cannot write the class-count cache %s (%s); the next run counts again", cache, error)
+    write_json_cache(cache, counts, "cannot write the class-count cache %s (%s); the next run counts again", log)
 
 
 def class_frequencies(datamodule, split: str = "train", cache_dir: str | Path | None = None) -> dict:
