@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from semseg.checkpoints.resume import check_same_model, checkpoint_to_resume
 from semseg.data.band_statistics import band_statistics
 from semseg.data.class_frequency import class_weights_for_run
-from semseg.data.normalization import settle_normalization
+from semseg.data.normalization import settle_normalization, stored_normalization
 from semseg.errors import SemsegError
 from semseg.launch import check_batch_split, check_devices, strategy_for
 from semseg.loggers import check_wandb_settings, multirun_wandb_names, resumed_wandb_run, use_run_dir
@@ -82,7 +82,7 @@ def set_up_eval(cfg: DictConfig, meta: Mapping, normalization_keys: str = "data.
     node = OmegaConf.select(cfg, normalization_keys.rstrip(".")) if normalization_keys != "" else cfg
     given = {key: node.get(key) for key in ("mean", "std")}
     settled = settle_normalization(given, meta, prefix=normalization_keys)
-    trained = settle_normalization({}, meta)
+    trained = stored_normalization(meta)
     for key, value in given.items():
         if value is not None and settled[key] != trained[key]:
             log.warning("%s%s=%s given: the checkpoint was trained with %s", normalization_keys, key, value, trained[key])
@@ -97,7 +97,7 @@ def check_same_bands(data: DictConfig, meta: Mapping) -> None:
     """Eval reads its data with the band count the model was trained on (3 for older checkpoints)."""
     trained, configured = meta.get("in_channels") or 3, data.get("in_channels", 3)
     if trained != configured:
-        bands = f" data.bands={list(meta['bands'])}".replace(" ", "").replace("data.bands=", " data.bands=") if meta.get("bands") else ""
+        bands = f" data.bands=[{','.join(str(b) for b in meta['bands'])}]" if meta.get("bands") else ""
         raise SemsegError(
             f"the checkpoint's model takes {trained}-band images but data.in_channels={configured}; "
             f"read the data as in training: data.in_channels={trained}{bands}."

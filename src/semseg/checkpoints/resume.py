@@ -166,7 +166,6 @@ def check_same_model(path: Path, trained: dict, current: dict) -> None:
         )
 
 
-
 # optimizer and scheduler settings that stepping never changes (lr, momentum and betas it does)
 _STEPPED = {"params", "lr", "momentum", "betas"}
 _SCHEDULE_LENGTH = ("total_steps", "total_iters", "T_max", "base_lrs")
