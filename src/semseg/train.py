@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from semseg.callbacks.channels_last import ChannelsLast
+from semseg.callbacks.wall_clock import WALL_MIN_KEY
 from semseg.callbacks.preemption import INTERRUPTED_EXIT_STATUS
 from semseg.checkpoints.reading import best_score
 from semseg.errors import SemsegError
@@ -60,7 +61,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        # the model's results: the wall clock (a log, for time-to-accuracy curves) differs run to run
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != WALL_MIN_KEY}
         checkpoint = trainer.checkpoint_callback
         score = best_score(checkpoint) if checkpoint is not None else None
         if score is not None:

@@ -3,6 +3,7 @@
 The CSV and W&B rows of `val/mIoU` then carry `time/wall_min`, so accuracy can be drawn against
 time (`python -m semseg.bench.time_to_accuracy`), not only against epochs. The clock counts from
 the start of `fit` in this process: start-up before it is left out, and a resumed run starts at 0.
+It is a log, not a result: `semseg.train` leaves it out of the metrics it returns and writes.
 """
 
 import time
