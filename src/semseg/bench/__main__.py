@@ -21,6 +21,7 @@ PARTS = {
     "overhead": lambda args: overhead.report(),
     "pipeline": lambda args: pipeline.report(),
     "peer": lambda args: peer.report(args.peer_steps),
+    "peer_unet": lambda args: peer.unet_seeds_report(args.peer_unet_steps, args.peer_seeds),
     "memory": lambda args: memory.report(),
     "growth": lambda args: growth.report(),
     "onnx": lambda args: onnx_latency.report(),
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--naive-max-pixels", type=int, default=16384,
                         help="patch_classifier: above this many pixels, naive is timed on a strip of rows and scaled")
     parser.add_argument("--peer-steps", type=int, default=30, help="peer: training steps per model")
+    parser.add_argument("--peer-unet-steps", type=int, default=300, help="peer_unet: training steps per model and seed")
+    parser.add_argument("--peer-seeds", type=int, nargs="+", default=[0, 1, 2], help="peer_unet: the seeds")
     args = parser.parse_args(argv)
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     sections = []

@@ -24,10 +24,13 @@ PARTNERS = {"semseg U-Net": "smp Unet", "semseg U-Net, smp's widths": "smp Unet"
             "semseg DeepLabV3+": "smp DeepLabV3Plus", "semseg SegFormer": "smp Segformer"}
 
 
-def build_nets(configs: dict[str, DictConfig], seed: int) -> dict[str, torch.nn.Module]:
+UNETS = ("semseg U-Net", "semseg U-Net, smp's widths", "smp Unet")
+
+
+def build_nets(configs: dict[str, DictConfig], seed: int, names=None) -> dict[str, torch.nn.Module]:
     """semseg's nets (`configs[model]`: the composed config of `model=<model>`, for each of MODELS)
     and smp's on the same timm encoder (`tu-<name>`); plus semseg's U-Net with smp's widths
-    (`max_width_per_stride=16`: 32, 64, 128, 256 channels at strides 2 to 16)."""
+    (`max_width_per_stride=16`: 32, 64, 128, 256 channels at strides 2 to 16). `names`: only these."""
     import segmentation_models_pytorch as smp
 
     encoder = f"tu-{configs['unet'].model.net.encoder.name}"
@@ -45,6 +48,8 @@ def build_nets(configs: dict[str, DictConfig], seed: int) -> dict[str, torch.nn.
     }
     nets = {}
     for name, build in builders.items():
+        if names is not None and name not in names:
+            continue
         torch.manual_seed(seed)
         nets[name] = build()
     return nets
@@ -79,8 +84,10 @@ def trainer_side(net, cfg, batches: SharedBatches, total_steps: int):
     return lambda: seconds(lambda: train_step(net, optimizer, batches[next(step_index)], scheduler))
 
 
-def measure_peer(steps: int = 30, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",)) -> dict:
-    """Per net: median step seconds, images/s, val mIoU after `steps`, parameters, GFLOPs per image."""
+def measure_peer(steps: int = 30, encoder: str = ENCODER, overrides: list[str] = ("data.batch_size=8",),
+                 names=None) -> dict:
+    """Per net: median step seconds, images/s, val mIoU after `steps`, parameters, GFLOPs per image.
+    `names`: only these nets (of build_nets'); a `seed=<n>` override sets the weights and the batch order."""
     with tempfile.TemporaryDirectory() as tmp:
         configs = {model: compose_config("train.yaml", [f"model={model}", f"model/encoder={encoder}",
                                                         f"paths.log_dir={tmp}", *overrides], Path(tmp) / "run")
@@ -89,7 +96,7 @@ def measure_peer(steps: int = 30, encoder: str = ENCODER, overrides: list[str] =
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    nets = build_nets(configs, cfg.seed)
+    nets = build_nets(configs, cfg.seed, names)
     torch.manual_seed(cfg.seed)
     batches = SharedBatches(datamodule.train_dataloader())
     times = alternate({name: trainer_side(net, cfg, batches, steps) for name, net in nets.items()}, steps)
@@ -130,3 +137,33 @@ def report(steps: int = 30, encoder: str = ENCODER) -> str:
         "(16, 32, 64, 128; full-resolution block 16), smp's are 32, 64, 128, 256 (then 16 at full "
         "resolution); the row \"smp's widths\" is semseg's U-Net with `model.net.decoder.max_width_per_stride=16`, "
         "i.e. smp's widths (its full-resolution block keeps 32 channels)."])
+
+
+def unet_seeds_report(steps: int = 300, seeds=(0, 1, 2), encoder: str = ENCODER,
+                      overrides: list[str] = ("data.batch_size=8",)) -> str:
+    """The U-Net rows of the peer comparison, trained `steps` steps once per seed: val mIoU mean ± spread.
+
+    One 30-step run left semseg's U-Net at 0.85x smp's mIoU, within what a seed can change; this
+    part gives the spread (sample standard deviation, and min-max) over seeds, each seed a new
+    initialisation and a new batch order shared by the three nets."""
+    runs = [measure_peer(steps, encoder, [*overrides, f"seed={seed}"], UNETS) for seed in seeds]
+    rows = []
+    for name in UNETS:
+        scores = torch.tensor([run[name]["mIoU"] for run in runs], dtype=torch.float64)
+        rows.append([name, *(f"{s:.3f}" for s in scores.tolist()), f"{scores.mean():.3f} ± {spread(scores):.3f}",
+                     f"{scores.min():.3f}-{scores.max():.3f}", f"{median([run[name]['step'] for run in runs]) * 1e3:.0f} ms"])
+    for name in UNETS[:2]:
+        ratios = torch.tensor([run[name]["mIoU"] / run["smp Unet"]["mIoU"] for run in runs], dtype=torch.float64)
+        rows.append([f"{name} ÷ smp Unet", *(f"{r:.2f}" for r in ratios.tolist()),
+                     f"{ratios.mean():.2f} ± {spread(ratios):.2f}", f"{ratios.min():.2f}-{ratios.max():.2f}", ""])
+    table = markdown_table(["model", *(f"seed {seed}" for seed in seeds), "mean ± sd", "min-max", "train step"], rows)
+    return section(f"Peer U-Net over {len(seeds)} seeds: semseg vs segmentation_models_pytorch ({steps} steps)", table, [
+        f"val mIoU after {steps} steps of AdamW 0.003 + one-cycle, per seed (`seed=<n>`: the weights and the order of "
+        f"the shared batches), otherwise as the peer part: timm `{encoder}` from random weights, default synthetic "
+        "data at 128², batch 8, the three nets in lockstep on the same batches, mIoU on the whole val split. "
+        "± is the sample standard deviation over seeds; the ratio rows divide seed by seed."])
+
+
+def spread(values: torch.Tensor) -> float:
+    """Sample standard deviation; 0 for a single value."""
+    return float(values.std()) if len(values) > 1 else 0.0
