@@ -120,11 +120,11 @@ def test_peer_unet_over_seeds_reports_each_seed_and_the_spread(data_dir, tmp_pat
     for name in UNETS:
         seeds = [float(cell) for cell in rows[name][1:3]]
         mean, sd = (float(part) for part in rows[name][3].split(" ± "))
-        assert all(0 <= s <= 1 for s in seeds) and mean == pytest.approx(np.mean(seeds), abs=1e-3)
-        assert sd == pytest.approx(np.std(seeds, ddof=1), abs=1e-3)
+        assert all(0 <= s <= 1 for s in seeds) and mean == pytest.approx(np.mean(seeds), abs=2e-3)
+        assert sd == pytest.approx(np.std(seeds, ddof=1), abs=2e-3)
     ours, theirs = ([float(cell) for cell in rows[name][1:3]] for name in ("semseg U-Net", "smp Unet"))
     ratios = [float(cell) for cell in rows["semseg U-Net ÷ smp Unet"][1:3]]
-    assert ratios == pytest.approx([a / b for a, b in zip(ours, theirs)], abs=0.02)  # seed by seed
+    assert ratios == pytest.approx([a / b for a, b in zip(ours, theirs)], rel=0.05, abs=0.01)  # seed by seed
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,8 @@ def unet_seeds_report(steps: int = 300, seeds=(0, 1, 2), encoder: str = ENCODER,
         rows.append([name, *(f"{s:.3f}" for s in scores.tolist()), f"{scores.mean():.3f} ± {spread(scores):.3f}",
                      f"{scores.min():.3f}-{scores.max():.3f}", f"{median([run[name]['step'] for run in runs]) * 1e3:.0f} ms"])
     for name in UNETS[:2]:
-        ratios = torch.tensor([run[name]["mIoU"] / run["smp Unet"]["mIoU"] for run in runs], dtype=torch.float64)
+        ratios = torch.tensor([run[name]["mIoU"] / run["smp Unet"]["mIoU"] if run["smp Unet"]["mIoU"] else float("nan")
+                               for run in runs], dtype=torch.float64)
         rows.append([f"{name} ÷ smp Unet", *(f"{r:.2f}" for r in ratios.tolist()),
                      f"{ratios.mean():.2f} ± {spread(ratios):.2f}", f"{ratios.min():.2f}-{ratios.max():.2f}", ""])
     table = markdown_table(["model", *(f"seed {seed}" for seed in seeds), "mean ± sd", "min-max", "train step"], rows)
