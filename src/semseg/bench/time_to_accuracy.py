@@ -89,6 +89,7 @@ def draw(curves: dict[str, list[tuple[float, float]]], metric: str, output: Path
         best_minute, best = max(points, key=lambda point: (point[1], -point[0]))
         axes.annotate(f"{best:.3f}", (best_minute, best), textcoords="offset points", xytext=(0, 6),
                       ha="center", fontsize=8, color=line.get_color())
+    axes.margins(y=0.1)  # room for the labels of the best points
     axes.set_xlabel("wall-clock minutes since training started")
     axes.set_ylabel(metric)
     axes.grid(alpha=0.3)
