@@ -68,12 +68,17 @@ def _number(text: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def best_point(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(minute, value) of the highest value, the earliest of equal ones."""
+    return max(points, key=lambda point: (point[1], -point[0]))
+
+
 def summary(curves: dict[str, list[tuple[float, float]]], metric: str) -> str:
     """A markdown table: each run's best value and its minute, and its first minute at the common target."""
     target = min(max(value for _, value in points) for points in curves.values())
     rows = []
     for name, points in curves.items():
-        best_minute, best = max(points, key=lambda point: (point[1], -point[0]))
+        best_minute, best = best_point(points)
         reached = next(minute for minute, value in points if value >= target)
         rows.append([name, f"{best:.3f}", f"{best_minute:.1f}", f"{reached:.1f}", f"{points[-1][0]:.1f}"])
     return markdown_table(["run", f"best {metric}", "at minute", f"first ≥ {target:.3f} at minute",
@@ -86,7 +91,7 @@ def draw(curves: dict[str, list[tuple[float, float]]], metric: str, output: Path
     for name, points in curves.items():
         minutes, values = zip(*points)
         line, = axes.plot(minutes, values, marker="o", markersize=3, label=name)
-        best_minute, best = max(points, key=lambda point: (point[1], -point[0]))
+        best_minute, best = best_point(points)
         axes.annotate(f"{best:.3f}", (best_minute, best), textcoords="offset points", xytext=(0, 6),
                       ha="center", fontsize=8, color=line.get_color())
     axes.margins(y=0.1)  # room for the labels of the best points
