@@ -8,12 +8,23 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from semseg.data.synthetic import generate  # noqa: E402
 from semseg.utils.config import compose_config  # noqa: E402
 from tests.helpers.settings import TINY_DATA, TINY_DATA_OVERRIDES  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def torch_threads_as_they_were():
+    """Each test starts with the session's torch thread count. Lightning's DDP launchers lower it
+    in the launching process, and float32 sums round differently with another count, which the
+    exact-resume tests would read as a resume that is not exact."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

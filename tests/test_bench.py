@@ -188,7 +188,9 @@ def test_loader_breakdown_times_decoding_augmentation_and_collation(tmp_path, ca
     from tests.helpers.disk_formats import make_camvid
 
     root = make_camvid(tmp_path / "camvid")
+    threads = torch.get_num_threads()
     assert breakdown_main(["experiment=camvid", f"data.root={root}", "data.batch_size=2"]) == 0
+    assert torch.get_num_threads() == threads  # later runs in this process train with the caller's count
     lines = capsys.readouterr().out.splitlines()
     rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
     assert {"decode", "augment", "collate", "one batch in all"} <= set(rows)

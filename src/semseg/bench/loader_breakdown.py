@@ -9,10 +9,12 @@ train transforms on the result, and `pad_collate` on batches of `data.batch_size
 overrides of `semseg.train`; builds no model.
 """
 
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -64,11 +66,23 @@ def report(result: dict[str, float]) -> str:
         f"\n\nMedians over {result['items']} train items, one process, 1 torch and 1 OpenCV thread (as a loader worker).")
 
 
-def main(argv: list[str]) -> int:
+@contextlib.contextmanager
+def one_thread_like_a_worker() -> Iterator[None]:
+    """One torch and one OpenCV thread inside; the caller's counts again after, as later runs in
+    the same process train with them (and float32 sums round differently with other counts)."""
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        yield
+    finally:
+        torch.set_num_threads(torch_threads)
+        cv2.setNumThreads(cv2_threads)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        with one_thread_like_a_worker(), tempfile.TemporaryDirectory() as tmp:
             cfg = compose_config("train.yaml", [f"paths.log_dir={tmp}", *argv], Path(tmp) / "run")
             print(report(measure(cfg)))
     except (SemsegError, HydraException) as error:
