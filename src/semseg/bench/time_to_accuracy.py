@@ -75,7 +75,7 @@ def best_point(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 def summary(curves: dict[str, list[tuple[float, float]]], metric: str) -> str:
     """A markdown table: each run's best value and its minute, and its first minute at the common target."""
-    target = min(max(value for _, value in points) for points in curves.values())
+    target = min(best_point(points)[1] for points in curves.values())
     rows = []
     for name, points in curves.items():
         best_minute, best = best_point(points)
