@@ -82,6 +82,22 @@ def test_train_then_eval_gives_the_same_test_miou_and_wandb_has_it(make_cfg):
     assert evaluate(val_cfg)["test/mIoU"] == pytest.approx(metrics["val/mIoU"], abs=1e-6)
 
 
+def test_test_inference_runs_the_test_after_training_as_eval_runs_it(make_cfg):
+    """Flip and multi-scale TTA in the test of the best checkpoint: eval with the same settings agrees."""
+    tta = ["test_inference.flip=true", "test_inference.scales=[0.75,1.0]"]
+    cfg = make_cfg([*SHORT_RUN, "model=fcn8s", "inference@test_inference=whole", *tta])
+    metrics = train(cfg)
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+
+    def scores(overrides, output):
+        return evaluate(make_cfg([f"ckpt_path={best}", *overrides], config_name="eval.yaml", output=output))
+
+    with_tta = scores([option.replace("test_inference", "inference") for option in tta], "eval_tta")
+    assert with_tta["test/mIoU"] == pytest.approx(metrics["test/mIoU"], abs=1e-6)
+    assert with_tta["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-5)
+    assert scores([], "eval_plain")["test/loss"] != pytest.approx(metrics["test/loss"], rel=1e-3)
+
+
 def test_num_classes_that_disagrees_with_the_data_is_refused(make_cfg):
     with pytest.raises(SemsegError, match=r"model.net.num_classes=3 but data .* has 5 classes"):
         train(make_cfg(["model.net.num_classes=3"]))
@@ -139,8 +155,12 @@ def test_cli_errors_are_one_clear_line(tmp_path, data_dir):
          "cannot get timm's pretrained weights for 'resnet18' (offline, and they are not in the local cache). Pass a "
          "local weights file, model.net.encoder.pretrained=/path/to/weights.safetensors, or "
          "model.net.encoder.pretrained=false for random init."),
+        ("semseg.train", ["model=fcn8s", "inference@test_inference=slide", "test_inference.crop_size=16",
+                          "test_inference.stride=16"],
+         "test_inference.crop_size=[16, 16] is smaller than the model's output stride 32; use a crop of at least 32 "
+         "pixels (e.g. a multiple of it)."),
     ],
-    ids=["max_epochs", "batch_size", "eval-without-checkpoint", "pretrained-offline"],
+    ids=["max_epochs", "batch_size", "eval-without-checkpoint", "pretrained-offline", "test-inference-crop"],
 )
 def test_bad_settings_are_one_line_before_any_work(tmp_path, data_dir, entry, overrides, message):
     """HF_HUB_OFFLINE=1 (set for every test) stands for a machine without internet."""

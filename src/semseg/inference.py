@@ -37,17 +37,17 @@ def window_grid(image_size: tuple[int, int], crop_size, stride) -> list[tuple[in
     ]
 
 
-def check_tiling(crop_size, stride, output_stride: int = 1) -> None:
-    """Refuse tilings that leave gaps or crops the model cannot process."""
+def check_tiling(crop_size, stride, output_stride: int = 1, key: str = "inference") -> None:
+    """Refuse tilings that leave gaps or crops the model cannot process; `key` is the config's name in messages."""
     crop, step = _pair(crop_size), _pair(stride)
     if min(crop) < output_stride:
         raise SemsegError(
-            f"inference.crop_size={list(crop)} is smaller than the model's output stride "
+            f"{key}.crop_size={list(crop)} is smaller than the model's output stride "
             f"{output_stride}; use a crop of at least {output_stride} pixels (e.g. a multiple of it)."
         )
     if min(step) < 1 or any(s > c for s, c in zip(step, crop)):
         raise SemsegError(
-            f"inference.stride={list(step)} must be between 1 and inference.crop_size={list(crop)}, "
+            f"{key}.stride={list(step)} must be between 1 and {key}.crop_size={list(crop)}, "
             "or pixels between windows are never predicted; use a stride <= crop_size."
         )
 
@@ -114,7 +114,8 @@ def tta(infer: Net, image: torch.Tensor, flip: bool = False, scales: Sequence[fl
 class Inference:
     """How eval and predict turn a net into logits: `inference.mode=whole|slide`, plus TTA.
 
-    Built from the `inference` config group; calling it runs `net` on a (B, 3, H, W) batch.
+    Built from the `inference` config group; calling it runs `net` on a (B, 3, H, W) batch. `key`
+    is where the settings sit in the run's config (`test_inference` in train), for error messages.
     """
 
     def __init__(
@@ -126,22 +127,29 @@ class Inference:
         batch_size: int = 4,
         flip: bool = False,
         scales: Sequence[float] = (1.0,),
+        key: str = "inference",
     ):
         if mode not in ("whole", "slide"):
-            raise SemsegError(f"inference.mode={mode!r}; choose 'whole' or 'slide'.")
+            raise SemsegError(f"{key}.mode={mode!r}; choose 'whole' or 'slide'.")
         if not scales or min(scales) <= 0:
-            raise SemsegError(f"inference.scales={list(scales)} must be a non-empty list of positive factors.")
+            raise SemsegError(f"{key}.scales={list(scales)} must be a non-empty list of positive factors.")
         if mode == "slide":
-            check_tiling(crop_size, stride)
+            check_tiling(crop_size, stride, key=key)
         self.mode, self.crop_size, self.stride = mode, crop_size, stride
         self.gaussian, self.batch_size = gaussian, batch_size
         self.flip, self.scales = flip, [float(s) for s in scales]
+        self.key = key
 
     def check(self, net: SegmentationNet) -> None:
         """Refuse a net without the contract, or a crop it cannot process (smaller than its output stride)."""
         checked_net(net)
         if self.mode == "slide":
-            check_tiling(self.crop_size, self.stride, net.output_stride)
+            check_tiling(self.crop_size, self.stride, net.output_stride, self.key)
+
+    def attach_to(self, module) -> None:
+        """Make a SegmentationModule's val/test steps run through this inference, checked against its net."""
+        self.check(module.net)
+        module.inference = self
 
     def __call__(self, net: SegmentationNet, images: torch.Tensor) -> torch.Tensor:
         if self.mode == "whole":

@@ -58,6 +58,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     log_run_config(cfg, trainer, Path(CONFIG_DIR).parent)
+    # built and checked now: a test_inference the net cannot run fails before training, not after it
+    test_inference = instantiate(cfg.test_inference, key="test_inference") if cfg.get("test_inference") else None
+    if test_inference is not None:
+        test_inference.check(model.net)
     try:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
@@ -71,6 +75,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             best = checkpoint.best_model_path if checkpoint is not None else ""
             if not best:
                 log.warning("no best checkpoint; testing the current weights")
+            if test_inference is not None:
+                test_inference.attach_to(model)
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     finally:
