@@ -145,9 +145,9 @@ def test_the_readme_holdout_split_links_one_sequence_out_and_its_commands_run(ma
     from semseg.eval import evaluate
 
     camvid = make_camvid(tmp_path / "camvid")
-    for split in ["train", "val"]:  # the first train frame and every val frame come from 0006R0 / 0016E5
-        for number, image in enumerate(sorted((camvid / split).glob("*.png"))):
-            sequence = "0006R0" if split == "train" and number == 0 else ("0016E5" if split == "val" else "0001TP")
+    sequences = {"train": ["0006R0", "0001TP", "0001TP"], "val": ["0016E5", "0016E5"]}  # of each split's frames in turn
+    for split, names in sequences.items():
+        for number, (image, sequence) in enumerate(zip(sorted((camvid / split).glob("*.png")), names, strict=True)):
             for folder in [split, f"{split}annot"]:
                 (camvid / folder / image.name).rename(camvid / folder / f"{sequence}_{split}{number:04d}.png")
     before = {path: path.read_bytes() for path in camvid.rglob("*.png")}

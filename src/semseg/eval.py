@@ -40,7 +40,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             f"data config has {datamodule.class_names}. Evaluate on data with the same classes."
         )
     L.seed_everything(cfg.seed, workers=True)
-    instantiate(cfg.inference).attach_to(model)
+    model.inference = instantiate(cfg.inference)
+    model.inference.check(model.net)
     loggers = instantiate_dict(cfg.get("logger"))
     callbacks = [PredictionWriter(cfg.predictions_dir)] if cfg.get("predictions_dir") else []
     if cfg.get("report"):

@@ -146,11 +146,6 @@ class Inference:
         if self.mode == "slide":
             check_tiling(self.crop_size, self.stride, net.output_stride, self.key)
 
-    def attach_to(self, module) -> None:
-        """Make a SegmentationModule's val/test steps run through this inference, checked against its net."""
-        self.check(module.net)
-        module.inference = self
-
     def __call__(self, net: SegmentationNet, images: torch.Tensor) -> torch.Tensor:
         if self.mode == "whole":
             run = net

@@ -75,8 +75,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             best = checkpoint.best_model_path if checkpoint is not None else ""
             if not best:
                 log.warning("no best checkpoint; testing the current weights")
-            if test_inference is not None:
-                test_inference.attach_to(model)
+            if test_inference is not None:  # checked against the net before training
+                model.inference = test_inference
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     finally:
